@@ -1,0 +1,46 @@
+# contacts_crm: `make run` serves the admin and API, `make test` runs the whole suite.
+# Both create the virtualenv ($(VENV)) and install the pinned requirements when needed.
+
+VENV ?= .venv
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PY := $(VENV)/bin/python
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test worker lint bench deps dev-deps clean
+
+$(VENV)/.deps: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.deps
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+deps: $(VENV)/.deps
+dev-deps: $(VENV)/.dev-deps
+
+run: $(VENV)/.deps
+	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(PY) manage.py createcachetable
+	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo --first-run --port $(PORT)
+	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: $(VENV)/.dev-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+worker: $(VENV)/.deps
+	DEBUG=$${DEBUG:-1} $(PY) manage.py rqworker default
+
+lint: $(VENV)/.dev-deps
+	$(VENV)/bin/ruff check .
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+bench: $(VENV)/.dev-deps
+	@test -n "$$DATABASE_URL" || { echo "make bench needs DATABASE_URL=postgres://…/crm_bench (a database of its own: it is TRUNCATEd)"; exit 1; }
+	$(PY) bench/contacts_bench.py --fill --measure
+
+clean:
+	rm -rf $(VENV) .test-media .pytest_cache

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "contacts_crm"
+    verbose_name = "Organizations and API keys"
