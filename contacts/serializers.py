@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from .models import Channel, Contact, ContactEvent, CustomField
+
+CONTACT_OUTPUT_FIELDS = [
+    "id", "phone", "email", "first_name", "last_name", "display_name", "company", "address", "city", "state",
+    "zip", "country", "timezone", "lifecycle_stage", "gender", "avatar_url", "assignee", "is_test",
+    "is_textable", "textable_checked_at", "opted_out", "opted_out_at", "opt_out_source", "custom_fields",
+    "notes", "birthday", "language", "external_id", "secondary_phones", "secondary_emails", "tags",
+    "preferences", "created_at", "updated_at",
+]
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    """The one contact representation every endpoint returns."""
+
+    tags = serializers.SerializerMethodField()
+    preferences = serializers.SerializerMethodField(
+        help_text="Channel preferences set explicitly: {channel: opted_in}. A channel not listed is opted in."
+    )
+
+    class Meta:
+        model = Contact
+        fields = CONTACT_OUTPUT_FIELDS
+        read_only_fields = CONTACT_OUTPUT_FIELDS
+
+    def get_tags(self, contact) -> list[str]:
+        return sorted((t.name for t in contact.tags.all()), key=str.casefold)
+
+    def get_preferences(self, contact) -> dict[str, bool]:
+        return {p.channel: p.opted_in for p in sorted(contact.preferences.all(), key=lambda p: p.channel)}
+
+
+class ContactInputSerializer(serializers.Serializer):
+    """Documentation of the writable fields; validation lives in contacts.validation."""
+
+    phone = serializers.CharField(required=False, allow_null=True, help_text="Any common format; stored E.164.")
+    email = serializers.CharField(required=False, allow_null=True)
+    first_name = serializers.CharField(required=False)
+    last_name = serializers.CharField(required=False)
+    display_name = serializers.CharField(required=False)
+    company = serializers.CharField(required=False)
+    address = serializers.CharField(required=False)
+    city = serializers.CharField(required=False)
+    state = serializers.CharField(required=False)
+    zip = serializers.CharField(required=False)
+    country = serializers.CharField(required=False, help_text="ISO alpha-2/alpha-3 or English name.")
+    timezone = serializers.CharField(required=False, help_text="IANA name.")
+    lifecycle_stage = serializers.CharField(required=False)
+    gender = serializers.CharField(required=False)
+    avatar_url = serializers.URLField(required=False)
+    assignee = serializers.IntegerField(required=False, allow_null=True)
+    is_test = serializers.BooleanField(required=False)
+    opted_out = serializers.BooleanField(required=False, help_text="Global do-not-contact. Only an explicit false opts back in.")
+    custom_fields = serializers.DictField(required=False, help_text="Merged; a null value deletes a key.")
+    notes = serializers.CharField(required=False)
+    birthday = serializers.DateField(required=False, allow_null=True)
+    language = serializers.CharField(required=False)
+    external_id = serializers.CharField(required=False)
+    secondary_phones = serializers.ListField(child=serializers.CharField(), required=False)
+    secondary_emails = serializers.ListField(child=serializers.CharField(), required=False)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    preferences = serializers.DictField(child=serializers.BooleanField(), required=False)
+
+
+class ContactWithOutcomeSerializer(ContactSerializer):
+    _outcome = serializers.ChoiceField(choices=["created", "merged"], read_only=True)
+
+    class Meta(ContactSerializer.Meta):
+        fields = [*CONTACT_OUTPUT_FIELDS, "_outcome"]
+
+
+class ContactPageSerializer(serializers.Serializer):
+    results = ContactSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    total = serializers.IntegerField(required=False)
+
+
+class CountSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+
+
+class BulkInputSerializer(serializers.Serializer):
+    contacts = serializers.ListField(child=ContactInputSerializer(), max_length=1000)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    outcome = serializers.ChoiceField(choices=["created", "merged", "error"])
+    id = serializers.UUIDField(required=False)
+    error = serializers.DictField(required=False)
+
+
+class BulkOutputSerializer(serializers.Serializer):
+    results = BulkResultSerializer(many=True)
+
+
+class BulkDeleteInputSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
+    not_ids = serializers.ListField(child=serializers.UUIDField(), required=False)
+    confirm = serializers.BooleanField(required=False, help_text="Required with not_ids (deletes everyone else).")
+
+
+class DeletedSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField()
+
+
+class TagsInputSerializer(serializers.Serializer):
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, max_length=100)
+
+
+class PreferencesInputSerializer(serializers.Serializer):
+    sms = serializers.BooleanField(required=False)
+    whatsapp = serializers.BooleanField(required=False)
+    email = serializers.BooleanField(required=False)
+    rcs = serializers.BooleanField(required=False)
+    viber = serializers.BooleanField(required=False)
+    voice = serializers.BooleanField(required=False)
+
+
+class OptOutInputSerializer(serializers.Serializer):
+    phone = serializers.CharField()
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False, allow_null=True)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ContactEvent
+        fields = ["id", "kind", "data", "actor", "created_at"]
+
+    def get_actor(self, event) -> dict:
+        if event.actor_api_key_id:
+            return {"type": "api_key", "name": event.actor_api_key.name if event.actor_api_key else ""}
+        if event.actor_user_id:
+            return {"type": "user", "name": event.actor_user.get_username() if event.actor_user else ""}
+        return {"type": "system", "name": event.actor_label}
+
+
+class EventPageSerializer(serializers.Serializer):
+    results = EventSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+MESSAGE_KINDS = [k for k in ContactEvent.Kind.values if k.startswith("message_")]
+
+
+class EventInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=MESSAGE_KINDS)
+    data = serializers.DictField(required=False, default=dict)
+    occurred_at = serializers.DateTimeField(required=False, help_text="Defaults to now.")
+
+    def validate_data(self, value):
+        import json
+
+        if len(json.dumps(value)) > 16_000:
+            raise serializers.ValidationError("At most 16 KB of data.")
+        return value
+
+
+class CustomFieldSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CustomField
+        fields = ["id", "key", "label", "type", "choices", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_key(self, value):
+        from .normalize import NormalizationError, normalize_custom_key
+
+        try:
+            value = normalize_custom_key(value)
+        except NormalizationError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        org = self.context["org"]
+        clash = CustomField.objects.for_org(org).filter(key=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError(f"A custom field with the key '{value}' already exists.")
+        return value
+
+    def validate_choices(self, value):
+        if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+            raise serializers.ValidationError("Expected a list of strings or numbers.")
+        return value
+
+    def validate(self, attrs):
+        kind = attrs.get("type", getattr(self.instance, "type", CustomField.Type.TEXT))
+        choices = attrs.get("choices", getattr(self.instance, "choices", []))
+        if kind == CustomField.Type.CHOICE and not choices:
+            raise serializers.ValidationError({"choices": ["A choice field needs at least one choice."]})
+        return attrs
+
+
+class CustomFieldPageSerializer(serializers.Serializer):
+    results = CustomFieldSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)

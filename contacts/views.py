@@ -1,0 +1,364 @@
+from __future__ import annotations
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+
+from contacts_crm.api.errors import Conflict, envelope_for
+from contacts_crm.api.pagination import paginate, paging_parameters
+from contacts_crm.api.permissions import request_actor, request_organization
+
+from . import services
+from .filters import filter_contacts, filter_parameters
+from .models import Channel, Contact, ContactEvent, CustomField
+from .normalize import NormalizationError, normalize_phone, normalize_tag
+from .serializers import (
+    BulkDeleteInputSerializer,
+    BulkInputSerializer,
+    BulkOutputSerializer,
+    ContactInputSerializer,
+    ContactPageSerializer,
+    ContactSerializer,
+    ContactWithOutcomeSerializer,
+    CountSerializer,
+    CustomFieldPageSerializer,
+    CustomFieldSerializer,
+    DeletedSerializer,
+    EventInputSerializer,
+    EventPageSerializer,
+    EventSerializer,
+    OptOutInputSerializer,
+    PreferencesInputSerializer,
+    TagsInputSerializer,
+)
+from .validation import PayloadError, clean_contact_payload, clean_preferences, custom_field_definitions
+
+CONTACT_SORTS = ("-updated_at", "updated_at", "-created_at", "created_at")
+UUID_RE = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+BULK_MAX = 1000
+
+
+def api_actor(request) -> services.Actor:
+    who = request_actor(request)
+    return services.Actor(user=who.get("user"), api_key=who.get("api_key"), source="api")
+
+
+def service_error(exc: services.ServiceError):
+    """ServiceError -> the API exception carrying the envelope's fields."""
+    if isinstance(exc, services.MatchConflict):
+        err = Conflict(exc.message)
+        err.crm_extra = {k: v for k, v in exc.extra.items() if v is not None}
+        return err
+    return ValidationError({exc.field or "non_field_errors": [exc.message]})
+
+
+def payload_error(exc: PayloadError):
+    return ValidationError(exc.errors)
+
+
+class OrgViewMixin:
+    @property
+    def org(self):
+        return request_organization(self.request)
+
+
+class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
+    """Contacts: CRUD with merge on create, tags, consent, activity, bulk operations."""
+
+    serializer_class = ContactSerializer
+    lookup_value_regex = UUID_RE
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
+            return Contact.objects.none()
+        return Contact.objects.for_org(self.org).with_related()
+
+    def get_object(self):
+        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+
+    def get_contact_for_write(self):
+        return get_object_or_404(Contact.objects.for_org(self.org).select_for_update(), pk=self.kwargs["pk"])
+
+    def represent(self, contact, *, status_code=200, outcome=None, warnings=None):
+        contact = Contact.objects.with_related().get(pk=contact.pk)
+        data = ContactSerializer(contact).data
+        if outcome:
+            data["_outcome"] = outcome
+        if warnings:
+            data["_warnings"] = warnings
+        return Response(data, status=status_code)
+
+    # --- list / count ----------------------------------------------------------------------
+    @extend_schema(parameters=[*filter_parameters(), *paging_parameters(CONTACT_SORTS)],
+                   responses=ContactPageSerializer)
+    def list(self, request):
+        qs, ignored = filter_contacts(self.get_queryset(), request.query_params, org=self.org)
+        page = paginate(request, qs, sorts=CONTACT_SORTS)
+        body = page.body(ContactSerializer(page.items, many=True).data)
+        if ignored:
+            body["ignored_filters"] = ignored
+        return Response(body)
+
+    @extend_schema(parameters=filter_parameters(), responses=CountSerializer)
+    @action(detail=False, methods=["get"])
+    def count(self, request):
+        qs, ignored = filter_contacts(Contact.objects.for_org(self.org), request.query_params, org=self.org)
+        body = {"count": qs.count()}
+        if ignored:
+            body["ignored_filters"] = ignored
+        return Response(body)
+
+    # --- CRUD ------------------------------------------------------------------------------
+    @extend_schema(
+        request=ContactInputSerializer,
+        responses={201: ContactWithOutcomeSerializer, 200: ContactWithOutcomeSerializer,
+                   409: OpenApiResponse(description="The phone and the email belong to two contacts.")},
+        description="Creates a contact, or merges into the one with the same phone (else email): fields "
+        "given win, tags are added, custom fields merge. `_outcome` says which.",
+    )
+    def create(self, request):
+        org = self.org
+        try:
+            data, warnings = clean_contact_payload(request.data, org=org)
+            contact, outcome = services.contact_create_or_merge(org=org, data=data, actor=api_actor(request))
+        except PayloadError as exc:
+            raise payload_error(exc) from None
+        except services.ServiceError as exc:
+            raise service_error(exc) from None
+        return self.represent(contact, status_code=201 if outcome == "created" else 200, outcome=outcome,
+                              warnings=warnings)
+
+    def retrieve(self, request, pk=None):
+        return Response(ContactSerializer(self.get_object()).data)
+
+    def _update(self, request, *, full: bool):
+        org = self.org
+        overwrite = request.query_params.get("overwrite", "").lower() in {"1", "true"}
+        with transaction.atomic():
+            contact = self.get_contact_for_write()
+            try:
+                data, warnings = clean_contact_payload(request.data, org=org, contact=contact, full=full)
+                services.contact_update(contact=contact, data=data, actor=api_actor(request),
+                                        overwrite_custom=overwrite or full)
+            except PayloadError as exc:
+                raise payload_error(exc) from None
+            except services.ServiceError as exc:
+                raise service_error(exc) from None
+        return self.represent(contact, warnings=warnings)
+
+    @extend_schema(
+        request=ContactInputSerializer, responses=ContactSerializer,
+        parameters=[OpenApiParameter("overwrite", OpenApiTypes.BOOL, description="Replace custom_fields.")],
+        description="Updates the fields given; `tags` replace the set; custom fields merge (null deletes) "
+        "unless ?overwrite=true. Consent changes only when opted_out/preferences are given.",
+    )
+    def partial_update(self, request, pk=None):
+        return self._update(request, full=False)
+
+    @extend_schema(request=ContactInputSerializer, responses=ContactSerializer,
+                   description="Replaces the contact: omitted fields are cleared, tags and custom fields "
+                   "replaced. Consent (opted_out, preferences) is kept unless given.")
+    def update(self, request, pk=None):
+        return self._update(request, full=True)
+
+    def destroy(self, request, pk=None):
+        contact = self.get_object()
+        services.contact_delete(contact=contact, actor=api_actor(request))
+        return Response(status=204)
+
+    # --- lookups -----------------------------------------------------------------------------
+    @extend_schema(responses=ContactSerializer)
+    @action(detail=False, methods=["get"], url_path=r"by-phone/(?P<phone>[^/]+)")
+    def by_phone(self, request, phone=None):
+        try:
+            e164 = normalize_phone(phone, self.org.default_region).e164
+        except NormalizationError as exc:
+            raise ValidationError({"phone": [str(exc)]}) from None
+        contact = self.get_queryset().filter(phone=e164).first()
+        if contact is None:
+            raise NotFound(f"No contact has the phone {e164}.")
+        return Response(ContactSerializer(contact).data)
+
+    # --- bulk --------------------------------------------------------------------------------
+    @extend_schema(request=BulkInputSerializer, responses=BulkOutputSerializer,
+                   description=f"Up to {BULK_MAX} contacts, each created or merged like POST /contacts; "
+                   "one outcome per item (an error in one item does not stop the others).")
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        items = request.data.get("contacts") if isinstance(request.data, dict) else None
+        if not isinstance(items, list):
+            raise ValidationError({"contacts": ["Expected a list of contacts: {\"contacts\": [...]}."]})
+        if len(items) > BULK_MAX:
+            raise ValidationError({"contacts": [f"At most {BULK_MAX} contacts per call (got {len(items)})."]})
+        org, actor = self.org, api_actor(request)
+        definitions = custom_field_definitions(org)
+        results = []
+        for index, item in enumerate(items):
+            try:
+                data, warnings = clean_contact_payload(item, org=org, definitions=definitions)
+                contact, outcome = services.contact_create_or_merge(org=org, data=data, actor=actor)
+                result = {"index": index, "outcome": outcome, "id": str(contact.pk)}
+                if warnings:
+                    result["warnings"] = warnings
+            except PayloadError as exc:
+                result = {"index": index, "outcome": "error", **envelope_for(payload_error(exc))}
+            except services.ServiceError as exc:
+                err = service_error(exc)
+                result = {"index": index, "outcome": "error", **envelope_for(err)}
+            results.append(result)
+        return Response({"results": results})
+
+    @extend_schema(request=BulkDeleteInputSerializer, responses=DeletedSerializer,
+                   description="Deletes `ids`, or everyone but `not_ids` (then `confirm: true` is required).")
+    @action(detail=False, methods=["post"], url_path="bulk-delete")
+    def bulk_delete(self, request):
+        serializer = BulkDeleteInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        qs = Contact.objects.for_org(self.org)
+        if "ids" in data and "not_ids" in data:
+            raise ValidationError({"ids": ["Send ids or not_ids, not both."]})
+        if "ids" in data:
+            qs = qs.filter(pk__in=data["ids"])
+        elif "not_ids" in data:
+            if data.get("confirm") is not True:
+                raise ValidationError({"confirm": ["not_ids deletes every other contact: add \"confirm\": true."]})
+            qs = qs.exclude(pk__in=data["not_ids"])
+        else:
+            raise ValidationError({"ids": ["Send ids (or not_ids with confirm: true)."]})
+        return Response({"deleted": services.contacts_delete_where(qs)})
+
+    def get_permissions(self):
+        if self.action == "bulk_delete":
+            self.admin_only = True
+        return super().get_permissions()
+
+    # --- tags --------------------------------------------------------------------------------
+    @extend_schema(request=TagsInputSerializer, responses=ContactSerializer,
+                   description="Adds tags; ones the contact already has are ignored.")
+    @action(detail=True, methods=["post"])
+    def tags(self, request, pk=None):
+        serializer = TagsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            names = [normalize_tag(t) for t in serializer.validated_data["tags"]]
+        except NormalizationError as exc:
+            raise ValidationError({"tags": [str(exc)]}) from None
+        with transaction.atomic():
+            contact = self.get_contact_for_write()
+            services.contact_add_tags(contact=contact, names=names, actor=api_actor(request))
+        return self.represent(contact)
+
+    @extend_schema(request=None, responses=ContactSerializer, description="Removes one tag (case-insensitive).")
+    @action(detail=True, methods=["delete"], url_path=r"tags/(?P<tag>[^/]+)")
+    def remove_tag(self, request, pk=None, tag=None):
+        with transaction.atomic():
+            contact = self.get_contact_for_write()
+            removed = services.contact_remove_tags(contact=contact, names=[tag], actor=api_actor(request))
+        if not removed:
+            raise NotFound(f"The contact has no tag '{tag}'.")
+        return self.represent(contact)
+
+    # --- consent -----------------------------------------------------------------------------
+    @extend_schema(request=PreferencesInputSerializer, responses=ContactSerializer,
+                   description="Sets channel preferences: {\"sms\": false, \"email\": true}. Leaves the "
+                   "global opted_out flag alone.")
+    @action(detail=True, methods=["put"])
+    def preferences(self, request, pk=None):
+        try:
+            prefs = clean_preferences(request.data)
+        except NormalizationError as exc:
+            raise ValidationError({"preferences": [str(exc)]}) from None
+        if not prefs:
+            raise ValidationError({"preferences": ["Give at least one channel."]})
+        with transaction.atomic():
+            contact = self.get_contact_for_write()
+            services.contact_set_preferences(contact=contact, preferences=prefs, actor=api_actor(request))
+        return self.represent(contact)
+
+    @extend_schema(request=OptOutInputSerializer, responses={200: ContactSerializer, 201: ContactSerializer},
+                   description="Opts a phone out globally, or of one channel. An unknown phone creates an "
+                   "opted-out contact (201).")
+    @action(detail=False, methods=["post"], url_path="opt-out")
+    def opt_out(self, request):
+        serializer = OptOutInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        org = self.org
+        try:
+            phone = normalize_phone(serializer.validated_data["phone"], org.default_region).e164
+        except NormalizationError as exc:
+            raise ValidationError({"phone": [str(exc)]}) from None
+        try:
+            contact, created = services.opt_out_phone(
+                org=org, phone=phone, channel=serializer.validated_data.get("channel"), actor=api_actor(request)
+            )
+        except services.ServiceError as exc:
+            raise service_error(exc) from None
+        return self.represent(contact, status_code=201 if created else 200)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("channel", OpenApiTypes.STR, enum=Channel.values,
+                                     description="Only global opt-outs and this channel's."),
+                    *paging_parameters(CONTACT_SORTS)],
+        responses=ContactPageSerializer,
+    )
+    @action(detail=False, methods=["get"], url_path="opt-outs")
+    def opt_outs(self, request):
+        channel = request.query_params.get("channel") or None
+        if channel and channel not in Channel.values:
+            raise ValidationError({"channel": [f"Unknown channel '{channel}'; channels: {', '.join(Channel.values)}."]})
+        unknown = set(request.query_params) - {"channel", "limit", "cursor", "offset", "sort", "include_total"}
+        if unknown:
+            raise ValidationError({name: [f"Unknown parameter '{name}'."] for name in sorted(unknown)})
+        qs = self.get_queryset().opted_out_of(channel)
+        page = paginate(request, qs, sorts=CONTACT_SORTS)
+        return Response(page.body(ContactSerializer(page.items, many=True).data))
+
+    # --- activity ------------------------------------------------------------------------------
+    @extend_schema(methods=["GET"], parameters=paging_parameters(("-id", "id")), responses=EventPageSerializer)
+    @extend_schema(methods=["POST"], request=EventInputSerializer, responses={201: EventSerializer},
+                   description="Records a message_* event from an external system.")
+    @action(detail=True, methods=["get", "post"])
+    def activity(self, request, pk=None):
+        contact = get_object_or_404(Contact.objects.for_org(self.org), pk=pk)
+        if request.method == "POST":
+            serializer = EventInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+            event = services.record_event(contact, data["kind"], api_actor(request), data.get("data") or {},
+                                          at=data.get("occurred_at") or timezone.now())
+            return Response(EventSerializer(event).data, status=status.HTTP_201_CREATED)
+        qs = ContactEvent.objects.filter(contact=contact).select_related("actor_user", "actor_api_key")
+        page = paginate(request, qs, sorts=("-id", "id"))
+        return Response(page.body(EventSerializer(page.items, many=True).data))
+
+
+class CustomFieldViewSet(OrgViewMixin, viewsets.ModelViewSet):
+    """Typed custom field definitions. A contact's custom_fields may use the key or the integer id."""
+
+    serializer_class = CustomFieldSerializer
+    http_method_names = ["get", "post", "put", "patch", "delete"]
+
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
+            return CustomField.objects.none()
+        return CustomField.objects.for_org(self.org)
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "org": self.org}
+
+    @extend_schema(parameters=paging_parameters(("id", "-id")), responses=CustomFieldPageSerializer)
+    def list(self, request):
+        page = paginate(request, self.get_queryset(), sorts=("id", "-id"))
+        return Response(page.body(CustomFieldSerializer(page.items, many=True).data))
+
+    def perform_create(self, serializer):
+        serializer.save(organization=self.org)
