@@ -1,0 +1,316 @@
+"""Lists and segments in the admin, plus pieces for the contacts changelist: SegmentListFilter,
+ListListFilter and the `add_to_list` action (wired into ContactAdmin by contacts/admin.py)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from contacts.services import Actor, ServiceError
+from contacts_crm.admin_mixins import OrgScopedAdmin
+from contacts_crm.tenancy import user_organization
+
+from .models import ContactList, Segment
+from .querysets import q_member_of
+from .rules import RuleError, compile_rules, validate_rules
+from .services import list_add_queryset
+
+RULES_EXAMPLE = {
+    "op": "and",
+    "rules": [
+        {"field": "tags", "operator": "contains_any", "value": ["vip"]},
+        {"field": "state", "operator": "in", "value": ["NC", "SC"]},
+        {"field": "channel.sms", "operator": "eq", "value": True},
+    ],
+}
+
+
+def _contacts_changelist_url(**params) -> str | None:
+    """The contacts changelist filtered by `params`, or None while contacts has no admin."""
+    try:
+        return reverse("admin:contacts_contact_changelist") + "?" + urlencode(params)
+    except NoReverseMatch:
+        return None
+
+
+def admin_actor(request) -> Actor:
+    return Actor(user=request.user, source="admin")
+
+
+class _OrgForm(forms.ModelForm):
+    """A ModelForm that knows the organization (the unique-name constraints involve it, and it is
+    not a form field for staff users)."""
+
+    org = None  # set by _OrgFormAdmin.get_form
+
+    def clean(self):
+        cleaned = super().clean()
+        org = self.org or cleaned.get("organization") or getattr(self.instance, "organization", None)
+        name = (cleaned.get("name") or "").strip()
+        model = self._meta.model
+        if org is not None and name:
+            if model.objects.for_org(org).filter(name=name).exclude(pk=self.instance.pk).exists():
+                self.add_error("name", f"A {model._meta.verbose_name} named '{name}' already exists.")
+        return cleaned
+
+
+class _OrgFormAdmin(OrgScopedAdmin):
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        org = obj.organization if obj is not None else user_organization(request.user)
+        return type(form.__name__, (form,), {"org": org})
+
+
+# --- lists -------------------------------------------------------------------------------------
+class ContactListAdminForm(_OrgForm):
+    class Meta:
+        model = ContactList
+        fields = ["name", "description"]
+
+
+@admin.register(ContactList)
+class ContactListAdmin(_OrgFormAdmin):
+    form = ContactListAdminForm
+    list_display = ["name", "member_count", "description", "created_at"]
+    search_fields = ["name", "description"]
+    fields = ["name", "description", "member_count", "show_contacts", "created_at"]
+    readonly_fields = ["member_count", "show_contacts", "created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_member_count=Count("memberships"))
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if request.user.is_superuser and obj is None:
+            fields.insert(0, "organization")
+        return fields
+
+    @admin.display(description="Members", ordering="_member_count")
+    def member_count(self, obj):
+        return getattr(obj, "_member_count", None) if obj.pk else 0
+
+    @admin.display(description="Contacts")
+    def show_contacts(self, obj):
+        url = _contacts_changelist_url(list=obj.pk) if obj.pk else None
+        return format_html('<a href="{}">Show these contacts</a>', url) if url else "—"
+
+    def delete_queryset(self, request, queryset):
+        # Memberships go with their lists (one DELETE); contacts are never deleted with a list.
+        from .services import list_delete
+
+        for contact_list in queryset:
+            list_delete(contact_list=contact_list)
+
+
+# --- segments ----------------------------------------------------------------------------------
+class RulesWidget(forms.Textarea):
+    def __init__(self, attrs=None):
+        super().__init__(attrs={"rows": 18, "cols": 100, "style": "font-family: monospace", **(attrs or {})})
+
+    def format_value(self, value):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return value
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class SegmentAdminForm(_OrgForm):
+    rules = forms.JSONField(
+        widget=RulesWidget, initial=RULES_EXAMPLE,
+        help_text=mark_safe(  # a constant
+            'JSON rules. Groups: <code>{"op": "and"|"or", "rules": [...]}</code>, negation: '
+            '<code>{"not": {...}}</code>, conditions: <code>{"field", "operator", "value"}</code>. '
+            "Fields: contact fields, <code>tags</code>, <code>lists</code> (list ids), "
+            "<code>channel.sms</code>…, <code>custom.&lt;key&gt;</code>. See docs/segments.md."),
+    )
+
+    class Meta:
+        model = Segment
+        fields = ["name", "description", "rules"]
+
+    def clean(self):
+        cleaned = super().clean()
+        org = self.org or cleaned.get("organization") or getattr(self.instance, "organization", None)
+        if "rules" in cleaned:
+            try:
+                validate_rules(cleaned["rules"], org=org)
+            except RuleError as exc:
+                self.add_error("rules", str(exc))
+        return cleaned
+
+
+@admin.register(Segment)
+class SegmentAdmin(_OrgFormAdmin):
+    form = SegmentAdminForm
+    list_display = ["name", "description", "updated_at"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["live_count", "show_contacts", "created_at", "updated_at"]
+
+    def get_fields(self, request, obj=None):
+        fields = ["name", "description", "rules"]
+        if request.user.is_superuser and obj is None:
+            fields.insert(0, "organization")
+        if obj is not None:
+            fields += self.readonly_fields
+        return fields
+
+    @admin.display(description="Members now")
+    def live_count(self, obj):
+        try:
+            return f"{obj.contacts().count():,}"
+        except RuleError as exc:
+            return f"invalid rules: {exc}"
+
+    @admin.display(description="Contacts")
+    def show_contacts(self, obj):
+        url = _contacts_changelist_url(segment=obj.pk)
+        return format_html('<a href="{}">Show these contacts</a>', url) if url else "—"
+
+
+# --- for the contacts changelist ---------------------------------------------------------------
+def _admin_org(request):
+    return None if request.user.is_superuser else user_organization(request.user)
+
+
+class _OrgObjectFilter(admin.SimpleListFilter):
+    def has_output(self):
+        # Django drops a filter without choices, and with it the parameter's effect: a stale
+        # ?list=<id> would then show every contact instead of an error.
+        return bool(self.value()) or super().has_output()
+
+
+class SegmentListFilter(_OrgObjectFilter):
+    """Contacts in a segment (only the user's organization's segments are offered or accepted)."""
+
+    title = "segment"
+    parameter_name = "segment"
+
+    def _segments(self, request):
+        org = _admin_org(request)
+        if org is None and not request.user.is_superuser:
+            return Segment.objects.none()
+        qs = Segment.objects.select_related("organization")
+        return qs if org is None else qs.for_org(org)
+
+    def lookups(self, request, model_admin):
+        su = request.user.is_superuser
+        return [(s.pk, f"{s.organization.name}: {s.name}" if su else s.name) for s in self._segments(request)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        segment = self._segments(request).filter(pk=value).first() if str(value).isdigit() else None
+        if segment is None:
+            raise IncorrectLookupParameters(f"No segment with the id {value}.")
+        try:
+            q = compile_rules(segment.rules, org=segment.organization)
+        except RuleError as exc:
+            raise IncorrectLookupParameters(str(exc)) from None
+        return queryset.filter(q, organization=segment.organization_id)
+
+
+class ListListFilter(_OrgObjectFilter):
+    """Contacts in a list (only the user's organization's lists are offered or accepted)."""
+
+    title = "list"
+    parameter_name = "list"
+
+    def _lists(self, request):
+        org = _admin_org(request)
+        if org is None and not request.user.is_superuser:
+            return ContactList.objects.none()
+        qs = ContactList.objects.select_related("organization")
+        return qs if org is None else qs.for_org(org)
+
+    def lookups(self, request, model_admin):
+        su = request.user.is_superuser
+        return [(x.pk, f"{x.organization.name}: {x.name}" if su else x.name) for x in self._lists(request)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        contact_list = self._lists(request).filter(pk=value).first() if str(value).isdigit() else None
+        if contact_list is None:
+            raise IncorrectLookupParameters(f"No list with the id {value}.")
+        return queryset.filter(q_member_of([contact_list.pk], org=contact_list.organization))
+
+
+class AddToListForm(forms.Form):
+    contact_list = forms.ModelChoiceField(queryset=ContactList.objects.none(), required=False, label="List")
+    new_list = forms.CharField(required=False, max_length=200, label="…or a new list named")
+
+    def __init__(self, *args, org, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.org = org
+        self.fields["contact_list"].queryset = ContactList.objects.for_org(org)
+
+    def clean(self):
+        cleaned = super().clean()
+        chosen, new = cleaned.get("contact_list"), (cleaned.get("new_list") or "").strip()
+        if bool(chosen) == bool(new):
+            raise forms.ValidationError("Choose a list, or name a new one (not both).")
+        if new and ContactList.objects.for_org(self.org).filter(name=new).exists():
+            self.add_error("new_list", f"A list named '{new}' already exists: choose it above.")
+        return cleaned
+
+
+@admin.action(description="Add selected contacts to a list…")
+def add_to_list(modeladmin, request, queryset):
+    """Asks which list (or a new one's name), then adds the selected contacts to it through
+    segments.services (events included). The selection may span pages ("select all")."""
+    orgs = set(queryset.values_list("organization_id", flat=True).distinct()[:2])
+    org = _admin_org(request)
+    if org is None:
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        if len(orgs) > 1:
+            modeladmin.message_user(request, "Select contacts of one organization at a time.", messages.ERROR)
+            return None
+        from contacts_crm.models import Organization
+
+        org = Organization.objects.filter(pk__in=orgs).first()
+        if org is None:
+            return None
+    form = AddToListForm(request.POST if "apply" in request.POST else None, org=org)
+    if "apply" in request.POST and form.is_valid():
+        contact_list = form.cleaned_data["contact_list"]
+        if contact_list is None:
+            contact_list = ContactList.objects.create(organization=org, name=form.cleaned_data["new_list"].strip())
+        try:
+            added, already = list_add_queryset(contact_list=contact_list, queryset=queryset, actor=admin_actor(request))
+        except ServiceError as exc:
+            modeladmin.message_user(request, exc.message, messages.ERROR)
+            return None
+        modeladmin.message_user(
+            request, f"Added {added:,} contact{'s' if added != 1 else ''} to the list “{contact_list.name}”"
+            + (f" ({already:,} already in it)." if already else "."), messages.SUCCESS)
+        return None
+    opts = modeladmin.model._meta
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Add contacts to a list",
+        "opts": opts,
+        "form": form,
+        "count": queryset.count(),
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "select_across": request.POST.get("select_across", "0"),
+        "action_name": "add_to_list",
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "media": modeladmin.media,
+    }
+    return TemplateResponse(request, "admin/segments/add_to_list.html", context)
