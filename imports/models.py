@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from contacts_crm.models import Organization
+from contacts_crm.tenancy import OrgQuerySet
+
+
+def upload_path(job, filename):
+    return f"imports/{job.organization_id}/{filename}"
+
+
+class ImportJob(models.Model):
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        TSV = "tsv", "Tab-separated"
+        XLSX = "xlsx", "Excel (.xlsx)"
+        XLS = "xls", "Excel 97-2003 (.xls)"
+        ODS = "ods", "OpenDocument (.ods)"
+        VCF = "vcf", "vCard"
+
+    class Mode(models.TextChoices):
+        CREATE_UPDATE = "create_update", "Create new and update existing"
+        CREATE_ONLY = "create_only", "Create new only"
+        UPDATE_ONLY = "update_only", "Update existing only"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Previewed, not started"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Phase(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        READING = "reading", "Reading the file"
+        WRITING = "writing", "Writing contacts"
+        DONE = "done", "Done"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="imports")
+    file = models.FileField(upload_to=upload_path, max_length=300)
+    file_name = models.CharField(max_length=255, help_text="The name the file was uploaded with.")
+    file_size = models.BigIntegerField(default=0)
+    format = models.CharField(max_length=8, choices=Format.choices)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.CREATE_UPDATE)
+    has_header = models.BooleanField(default=True)
+    mapping = models.JSONField(default=dict, blank=True, help_text="Column overrides: header or index → field.")
+    custom_unmapped = models.BooleanField(default=False, help_text="Unmapped columns become custom fields.")
+    default_region = models.CharField(max_length=2, blank=True, default="", help_text="Phone region for this file.")
+    contact_list_id = models.BigIntegerField(null=True, blank=True, help_text="Add every imported contact to this list.")
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.QUEUED)
+    error = models.TextField(blank=True, default="", help_text="Why the whole file was refused.")
+    # progress
+    bytes_read = models.BigIntegerField(default=0)
+    rows_read = models.IntegerField(default=0)
+    groups_total = models.IntegerField(default=0)
+    groups_done = models.IntegerField(default=0, help_text="Groups written and committed.")
+    resume_seq = models.IntegerField(default=-1, help_text="Resume point: the last committed group's first row.")
+    # counters (design §6): contacts for created/updated/unchanged, rows for the rest
+    total = models.IntegerField(default=0)
+    processed = models.IntegerField(default=0)
+    created = models.IntegerField(default=0)
+    updated = models.IntegerField(default=0)
+    unchanged = models.IntegerField(default=0)
+    merged = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    warnings = models.IntegerField(default=0)
+    preview = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="Dry run: what would happen, per row.")
+    attempts = models.IntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_key = models.ForeignKey(
+        "contacts_crm.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Import {self.pk}: {self.file_name}"
+
+    COUNTERS = ("created", "updated", "unchanged", "merged", "skipped", "failed")
+
+    @property
+    def percent(self) -> int:
+        """Reading is the first 30% of the bar, writing the rest."""
+        if self.status in (self.Status.SUCCEEDED, self.Status.FAILED):
+            return 100
+        if self.phase == self.Phase.READING:
+            return int(30 * min(1.0, self.bytes_read / self.file_size)) if self.file_size else 0
+        if self.phase == self.Phase.WRITING:
+            return 30 + int(70 * (self.groups_done / self.groups_total)) if self.groups_total else 30
+        return 0
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class ImportRowError(models.Model):
+    class Severity(models.TextChoices):
+        ERROR = "error", "Error"
+        WARNING = "warning", "Warning"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    line = models.IntegerField(help_text="Line (or card) where the record starts.")
+    column = models.CharField(max_length=255, blank=True, default="")
+    value = models.TextField(blank=True, default="")
+    message = models.TextField()
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.ERROR)
+    code = models.CharField(max_length=32, blank=True, default="")
+    cells = models.JSONField(null=True, blank=True, help_text="The record's original cells (first error of a line).")
+
+    class Meta:
+        ordering = ["line", "id"]
+        indexes = [models.Index(fields=["job", "line", "id"], name="import_error_by_line")]
+
+    def __str__(self):
+        return f"line {self.line} {self.column}: {self.message}"
+
+
+class StagedRow(models.Model):
+    """One normalized row of a running import (deleted when the job ends).
+
+    Staging lets the whole file fold by phone and email in SQL, in constant memory, and lets a
+    retried job resume after the rows already written.
+    """
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="+")
+    seq = models.IntegerField(help_text="Order in the file.")
+    line = models.IntegerField()
+    phone = models.CharField(max_length=20, null=True)
+    email_key = models.CharField(max_length=254, null=True)
+    group_seq = models.IntegerField(null=True, help_text="The seq of the first row of its fold group.")
+    data = models.JSONField()
+    cells = models.JSONField(default=list, help_text="The original cells, for the error report.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["job", "phone"], name="staged_by_phone"),
+            models.Index(fields=["job", "email_key"], name="staged_by_email"),
+            models.Index(fields=["job", "group_seq", "seq"], name="staged_by_group"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="staged_unique_seq")]
+
+    def __str__(self):
+        return f"{self.job_id}:{self.seq}"

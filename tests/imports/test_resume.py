@@ -1,0 +1,89 @@
+"""A worker killed in the middle of an import: the retry resumes and ends in exactly the state
+of an uninterrupted import (no duplicate contacts, events or error lines)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from contacts.models import Contact, ContactEvent
+from contacts_crm.jobs import enqueue
+from imports.models import ImportJob, ImportRowError
+from imports.pipeline import run_import, start_import
+
+from ..factories import make_org
+from ..test_jobs import ROOT, worker_env
+from .helpers import csv_bytes, run_import_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def big_file(rows=6000) -> bytes:
+    rng = random.Random(7)
+    lines = ["phone,email,first_name,tags,city"]
+    for i in range(rows):
+        n = rng.randrange(rows * 9 // 10)  # ~10% of rows repeat an earlier phone
+        email = f"p{n}@example.com" if n % 3 else ""
+        phone = f"919555{n:04d}" if n % 50 else "not-a-phone"
+        lines.append(f"{phone},{email},Name{i},t{n % 5},City{i % 7}")
+    return csv_bytes("\n".join(lines))
+
+
+def snapshot(org):
+    contacts = sorted(
+        (c.phone or "", c.email or "", c.first_name, c.city, tuple(sorted(t.name for t in c.tags.all())))
+        for c in Contact.objects.for_org(org).prefetch_related("tags")
+    )
+    events = ContactEvent.objects.filter(organization=org, kind="imported").count()
+    return contacts, events
+
+
+def test_a_killed_import_resumes_to_the_uninterrupted_result(acme):
+    other = make_org(slug="initech")  # same region as Acme: the same file gives the same contacts
+    data = big_file()
+    reference = run_import_bytes(other, data)
+    assert reference.status == "succeeded"
+
+    job = start_import(org=acme, uploaded=SimpleUploadedFile("big.csv", data), file_name="big.csv", launch=False)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+    env = {**worker_env(), "IMPORT_CHUNK_GROUPS": "25"}
+    if settings.REDIS_URL:
+        enqueue(run_import, job.pk)
+        command = [sys.executable, "manage.py", "rqworker", "--burst", "default"]
+    else:
+        command = [sys.executable, "manage.py", "shell", "-c",
+                   f"from imports.pipeline import run_import; run_import({job.pk})"]
+    # Its own session, so that the kill takes the worker and the work horse it forks, as when a
+    # machine dies.
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while True:
+        job.refresh_from_db()
+        if job.groups_done >= 2:
+            break
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the import never started writing"
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    job.refresh_from_db()
+    assert job.status == "running" and 0 < job.groups_done < job.groups_total, "killed too late to test a resume"
+
+    # The retry: the same job run again (a new worker picking it up).
+    run_import(job.pk)
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 2
+    for name in ("total", *ImportJob.COUNTERS, "warnings"):
+        assert getattr(job, name) == getattr(reference, name), name
+    assert snapshot(acme) == snapshot(other)
+    assert ImportRowError.objects.filter(job=job).count() == ImportRowError.objects.filter(job=reference).count()
