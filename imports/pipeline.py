@@ -381,17 +381,15 @@ class Group:
     first_seq: int
     lines: list[int]
     data: dict
-    cells: list
 
     @classmethod
-    def fold(cls, rows: list[StagedRow]) -> Group:
-        """Rows in file order: each non-empty value overwrites the earlier one, lists accumulate.
-
-        A phone or email replaced by a later row's is kept as a secondary one (nothing is lost).
-        """
+    def fold(cls, rows: list[tuple]) -> Group:
+        """Rows (group_seq, line, data) in file order: each non-empty value overwrites the earlier
+        one, lists accumulate. A phone or email replaced by a later row's is kept as a secondary
+        one (nothing is lost)."""
         data: dict = {}
-        for row in rows:
-            for name, value in row.data.items():
+        for _, _, row_data in rows:
+            for name, value in row_data.items():
                 if name in ("phone", "email") and data.get(name) and data[name] != value:
                     aside = "secondary_phones" if name == "phone" else "secondary_emails"
                     if data[name] not in data.get(aside, []):
@@ -405,11 +403,12 @@ class Group:
                     data["custom_fields"] = {**data.get("custom_fields", {}), **value}
                 else:
                     data[name] = value
-        return cls(first_seq=rows[0].group_seq, lines=[r.line for r in rows], data=data, cells=rows[0].cells)
+        return cls(first_seq=rows[0][0], lines=[line for _, line, _ in rows], data=data)
 
 
 def next_chunk(job: ImportJob, after: int) -> list[Group]:
-    """The next CHUNK_GROUPS groups after `after`, folded; two indexed queries."""
+    """The next CHUNK_GROUPS groups after `after`, folded; two indexed queries. The original
+    cells stay in the table: only a failed group's are read (`ChunkWriter.fail`)."""
     from django.conf import settings
 
     size = CHUNK_GROUPS or settings.IMPORT_CHUNK_GROUPS
@@ -418,10 +417,10 @@ def next_chunk(job: ImportJob, after: int) -> list[Group]:
     if not seqs:
         return []
     rows = StagedRow.objects.filter(job=job, group_seq__gte=seqs[0], group_seq__lte=seqs[-1]).order_by(
-        "group_seq", "seq")
+        "group_seq", "seq").values_list("group_seq", "line", "data")
     groups, current = [], []
     for row in rows:
-        if current and row.group_seq != current[0].group_seq:
+        if current and row[0] != current[0][0]:
             groups.append(Group.fold(current))
             current = []
         current.append(row)
@@ -509,9 +508,10 @@ class ChunkWriter:
     # -- planning ---------------------------------------------------------------------------
     def fail(self, group: Group, message: str, code: str):
         self.counters["failed"] += len(group.lines)
+        cells = StagedRow.objects.filter(job=self.job, seq=group.first_seq).values_list("cells", flat=True).first()
         for index, line in enumerate(group.lines):
             self.errors.append(ImportRowError(job=self.job, line=line, message=message, severity="error", code=code,
-                                              column="", value="", cells=group.cells if index == 0 else None))
+                                              column="", value="", cells=cells if index == 0 else None))
         self.detail(group, "error", message=message)
 
     def detail(self, group, outcome, **extra):
@@ -633,7 +633,20 @@ class ChunkWriter:
 
     # -- writing ----------------------------------------------------------------------------
     def write(self):
-        job = self.job
+        with pgcopy.own_tag_ids():
+            self._write_contacts()
+        self._write_events()
+
+    def _write_contacts(self):
+        pg = pgcopy.supported()
+        tags = {}
+        if self.new_tags:
+            all_names = {name for _, names in self.new_tags.values() for name in names}
+            tags = {t.key: t for t in tags_ensure(org=self.org, names=all_names)}
+            if pg:  # a new contact's tag ids go in with its own row (the trigger is off)
+                for contact, names in self.new_tags.values():
+                    if id(contact) in self.creates:
+                        contact.tag_ids = sorted({tags[n.casefold()].pk for n in names if n.casefold() in tags})
         if self.creates:
             _insert(Contact, list(self.creates.values()))
         if self.updates:
@@ -642,34 +655,37 @@ class ChunkWriter:
             for contact, _ in self.updates.values():
                 contact.updated_at = self.now
                 contacts.append(contact)
-            if pgcopy.supported():
+            if pg:
                 pgcopy.update_objects(Contact, contacts, sorted(fields))
             else:
                 Contact.objects.bulk_update(contacts, sorted(fields), batch_size=500)
         if self.new_tags:
-            all_names = {name for _, names in self.new_tags.values() for name in names}
-            tags = {t.key: t for t in tags_ensure(org=self.org, names=all_names)}
-            links = [ContactTag(contact=contact, tag=tags[name.casefold()])
+            links = [(contact.pk, tags[name.casefold()].pk)
                      for contact, names in self.new_tags.values() for name in names if name.casefold() in tags]
             # Only links the chunk found missing: a concurrent identical link fails the chunk,
             # which is then redone from a fresh read.
-            _insert(ContactTag, links)
-            tagged_only = [c for c, _ in self.new_tags.values()
-                           if id(c) not in self.creates and c.pk not in self.updates]
-            if tagged_only:
-                Contact.objects.filter(pk__in=[c.pk for c in tagged_only]).update(updated_at=self.now)
-        actor = {"actor_user_id": job.created_by_id, "actor_api_key_id": job.created_by_key_id,
-                 "actor_label": f"import {job.pk}"}
+            _insert_rows(ContactTag, ("contact_id", "tag_id"), links)
+            if pg:  # existing contacts that gained links: tag_ids from the links, in one UPDATE
+                pgcopy.resync_tag_ids([c.pk for c, _ in self.new_tags.values() if id(c) not in self.creates],
+                                      self.now)
+            else:
+                tagged_only = [c.pk for c, _ in self.new_tags.values()
+                               if id(c) not in self.creates and c.pk not in self.updates]
+                if tagged_only:
+                    Contact.objects.filter(pk__in=tagged_only).update(updated_at=self.now)
+
+    def _write_events(self):
+        job = self.job
+        common = (self.org.pk, self.now, job.created_by_id, job.created_by_key_id, f"import {job.pk}")
         events = [
-            ContactEvent(organization=self.org, contact=entry["contact"], kind=ContactEvent.Kind.IMPORTED,
-                         data={"import_id": job.pk, "outcome": entry["outcome"], "fields": sorted(entry["fields"])},
-                         created_at=self.now, **actor)
+            (entry["contact"].pk, ContactEvent.Kind.IMPORTED.value,
+             {"import_id": job.pk, "outcome": entry["outcome"], "fields": sorted(entry["fields"])}, *common)
             for entry in self.touched.values()
         ]
-        events += [ContactEvent(organization=self.org, contact=c, kind=ContactEvent.Kind.OPTED_OUT,
-                                data={"channel": None, "source": "import", "import_id": job.pk},
-                                created_at=self.now, **actor) for c in self.opted_out]
-        _insert(ContactEvent, events)
+        events += [(c.pk, ContactEvent.Kind.OPTED_OUT.value, {"channel": None, "source": "import", "import_id": job.pk},
+                    *common) for c in self.opted_out]
+        _insert_rows(ContactEvent, ("contact_id", "kind", "data", "organization_id", "created_at", "actor_user_id",
+                                    "actor_api_key_id", "actor_label"), events)
         if job.contact_list_id:
             self.add_to_list([entry["contact"] for entry in self.touched.values()]
                              + [c for c in self._unchanged_contacts()])
@@ -698,6 +714,16 @@ def _insert(model, objects):
         pgcopy.copy_objects(model, objects)
     else:
         model.objects.bulk_create(objects, batch_size=500)
+
+
+def _insert_rows(model, columns, rows):
+    """Inserts new rows given as tuples of `columns` (attnames): COPY on PostgreSQL."""
+    if not rows:
+        return
+    if pgcopy.supported():
+        pgcopy.copy_rows(model, columns, rows)
+    else:
+        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=500)
 
 
 def _as_date(value):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from contacts.models import Contact, ContactEvent
 from imports.models import ImportJob, ImportRowError, StagedRow
@@ -176,3 +177,25 @@ def test_formula_escapes_of_our_exporter_are_undone(acme):
     job = run_import_bytes(acme, csv_bytes("phone,first_name\n'+19195550101,'=SUM(A1)\n"))
     assert counters(job)["created"] == 1
     assert Contact.objects.get().first_name == "=SUM(A1)"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="tag_ids are kept on PostgreSQL only")
+def test_on_postgres_imported_tags_land_in_tag_ids_for_new_and_existing_contacts(acme):
+    from contacts.models import ContactTag
+    from contacts.services import Actor, contact_add_tags
+
+    existing = make_contact(acme, phone="+19195550102", tags=["old"])
+    job = run_import_bytes(acme, csv_bytes(BASIC))
+    assert job.status == "succeeded", job.error
+
+    def links(contact):
+        return sorted(ContactTag.objects.filter(contact=contact).values_list("tag_id", flat=True))
+
+    for contact in Contact.objects.for_org(acme):
+        assert sorted(contact.tag_ids) == links(contact), contact.phone
+    existing.refresh_from_db()
+    assert len(existing.tag_ids) == 2  # "old" and the file's tag
+    # The importer's switch is transaction-local: the trigger still follows later tag writes.
+    contact_add_tags(contact=existing, names=["later"], actor=Actor(label="test"))
+    existing.refresh_from_db()
+    assert len(existing.tag_ids) == 3 and sorted(existing.tag_ids) == links(existing)
