@@ -338,3 +338,36 @@ def test_custom_field_keys_are_validated_and_unique(api, acme):
     assert "choices" in error(api.post("/api/v1/custom-fields", {"key": "c", "type": "choice"}, format="json"),
                               400)["fields"]
     assert CustomField.objects.for_org(acme).count() == 1
+
+
+def test_the_written_out_representation_equals_drfs_field_by_field_one(acme, alice):
+    import datetime as dt
+
+    from rest_framework import serializers
+
+    from contacts.serializers import CONTACT_OUTPUT_FIELDS, ContactSerializer
+
+    contact = make_contact(
+        acme, phone="+19195550123", email="Zoë@Example.com", company="Acme", birthday="1990-02-03",
+        custom_fields={"tier": "gold", "points": 12}, secondary_phones=["+19195550124"], tags=["b", "A"],
+        preferences={"sms": False, "email": True}, opted_out=True,
+    )
+    contact.assignee = alice
+    contact.save()
+    contact = Contact.objects.with_related().get(pk=contact.pk)
+    fast = ContactSerializer(contact).data
+    generic = serializers.ModelSerializer.to_representation(ContactSerializer(contact), contact)
+    assert list(fast) == CONTACT_OUTPUT_FIELDS
+    assert fast == generic
+    assert fast["tags"] == ["A", "b"] and fast["assignee"] == alice.pk and fast["birthday"] == "1990-02-03"
+    assert fast["opted_out_at"].endswith("Z") and fast["preferences"] == {"sms": False}
+    # A contact with the optional values unset (None dates) too.
+    bare = Contact.objects.with_related().get(pk=make_contact(acme, email="x@example.com").pk)
+    assert ContactSerializer(bare).data == serializers.ModelSerializer.to_representation(ContactSerializer(bare), bare)
+    assert isinstance(contact.created_at, dt.datetime)
+    from django.utils import timezone
+
+    with timezone.override("America/New_York"):  # DRF renders in the current time zone; so do we
+        assert ContactSerializer(contact).data == serializers.ModelSerializer.to_representation(
+            ContactSerializer(contact), contact)
+        assert not ContactSerializer(contact).data["created_at"].endswith("Z")
