@@ -22,6 +22,7 @@ from .normalize import (
     normalize_state,
     normalize_tag,
     normalize_zip,
+    parse_bool,
     validate_timezone,
 )
 
@@ -95,42 +96,43 @@ def clean_secondary(name: str, value, region: str) -> list[str]:
     return out
 
 
-def _custom_value(definition: CustomField | None, key: str, value):
+def custom_value(definition: CustomField | None, key: str, value, *, dayfirst: bool = False):
+    """One custom field's value checked against its definition (None: undefined key), for the
+    API's JSON values and the importer's cell text alike: "1,234.5" is a number, "Gold" the
+    choice "gold", a date follows `dayfirst` when ambiguous. Raises NormalizationError."""
     if value is None:
         return None
+    if isinstance(value, str) and len(value) > 1000:
+        raise NormalizationError(f"custom field '{key}': at most 1000 characters.")
     if definition is None:
         if isinstance(value, (dict, list)):
             raise NormalizationError(f"custom field '{key}': nested objects and lists are not allowed.")
-        if isinstance(value, str) and len(value) > 1000:
-            raise NormalizationError(f"custom field '{key}': at most 1000 characters.")
-        return value  # undefined keys keep their JSON type: a number stays a number
+        return value  # undefined keys keep their JSON type: a number stays a number, a cell text
     kind = definition.type
     if kind == CustomField.Type.NUMBER:
         if isinstance(value, bool):
             raise NormalizationError(f"custom field '{key}' is a number, got {value!r}.")
         if isinstance(value, (int, float)):
             return value
+        text = str(value).strip()
         try:
-            number = Decimal(str(value).strip())
+            number = Decimal(text.replace(",", "") if "," in text and "." in text else text)
         except InvalidOperation:
             raise NormalizationError(f"custom field '{key}' is a number, got '{value}'.") from None
         return int(number) if number == number.to_integral_value() else float(number)
     if kind == CustomField.Type.DATE:
         if isinstance(value, dt.date):
             return value.isoformat()
-        return normalize_date(str(value)).isoformat()
+        return normalize_date(str(value), dayfirst=dayfirst).isoformat()
     if kind == CustomField.Type.BOOLEAN:
-        if isinstance(value, bool):
-            return value
-        from .normalize import parse_bool
-
-        return parse_bool(str(value))
+        return value if isinstance(value, bool) else parse_bool(str(value))
     if kind == CustomField.Type.CHOICE:
-        if value not in (definition.choices or []):
-            raise NormalizationError(
-                f"custom field '{key}': '{value}' is not one of {', '.join(map(str, definition.choices or []))}."
-            )
-        return value
+        for choice in definition.choices or []:
+            if choice == value or (isinstance(value, str) and str(choice).casefold() == value.strip().casefold()):
+                return choice
+        raise NormalizationError(
+            f"custom field '{key}': '{value}' is not one of {', '.join(map(str, definition.choices or []))}."
+        )
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise NormalizationError(f"custom field '{key}' is text, got {value!r}.")
     return str(value)
@@ -150,7 +152,7 @@ def clean_custom_fields(value, org, definitions: dict | None = None) -> dict:
         if key.isdigit() and definition is None:
             raise NormalizationError(f"No custom field has the id {key}.")
         key = definition.key if definition else normalize_custom_key(key)
-        out[key] = _custom_value(definition, key, raw_value)
+        out[key] = custom_value(definition, key, raw_value)
     return out
 
 

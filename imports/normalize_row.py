@@ -8,7 +8,6 @@ so an import never clears a field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 
 from contacts.models import CustomField
 from contacts.normalize import (
@@ -27,7 +26,7 @@ from contacts.normalize import (
     validate_timezone,
 )
 from contacts.services import MAX_CUSTOM_FIELDS
-from contacts.validation import LANGUAGE_RE, TEXT_LIMITS
+from contacts.validation import LANGUAGE_RE, TEXT_LIMITS, custom_value
 
 TEXT_FIELDS = ["first_name", "last_name", "display_name", "company", "address", "city", "lifecycle_stage",
                "gender", "notes", "language", "external_id"]
@@ -177,7 +176,7 @@ def normalize_record(record, *, region: str, definitions: dict[str, CustomField]
         column, text = candidates[0]
         try:
             key = normalize_custom_key(name[len("custom.") :])
-            custom[key] = _custom_value(definitions.get(key), key, text, dayfirst)
+            custom[key] = custom_value(definitions.get(key), key, text, dayfirst=dayfirst)
         except NormalizationError as exc:
             warn(column, text[:200], str(exc))
     if len(custom) > MAX_CUSTOM_FIELDS:
@@ -188,27 +187,3 @@ def normalize_record(record, *, region: str, definitions: dict[str, CustomField]
     if custom:
         data["custom_fields"] = custom
     return result
-
-
-def _custom_value(definition, key, text, dayfirst):
-    if len(text) > 1000:
-        raise NormalizationError(f"custom field '{key}': longer than 1000 characters")
-    if definition is None:
-        return text  # a file's cells are text; a definition gives them a type
-    kind = definition.type
-    if kind == CustomField.Type.NUMBER:
-        try:
-            number = Decimal(text.replace(",", "") if text.count(",") and "." in text else text)
-        except InvalidOperation:
-            raise NormalizationError(f"custom field '{key}' is a number, got '{text}'") from None
-        return int(number) if number == number.to_integral_value() else float(number)
-    if kind == CustomField.Type.DATE:
-        return normalize_date(text, dayfirst=dayfirst).isoformat()
-    if kind == CustomField.Type.BOOLEAN:
-        return parse_bool(text)
-    if kind == CustomField.Type.CHOICE:
-        for choice in definition.choices or []:
-            if str(choice).casefold() == text.casefold():
-                return choice
-        raise NormalizationError(f"custom field '{key}': '{text}' is not one of {', '.join(map(str, definition.choices))}")
-    return text

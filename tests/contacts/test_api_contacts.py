@@ -328,6 +328,10 @@ def test_custom_field_definitions_type_check_values_and_their_id_works_as_key(ap
     assert "lots" in err["fields"]["custom_fields"][0]
     err = error(api.post(URL, {"phone": "+19195550002", "custom_fields": {"plan": "bronze"}}, format="json"), 400)
     assert "bronze" in err["fields"]["custom_fields"][0]
+    # The same coercion as an imported cell's: a thousands separator, the choice in another case.
+    body = api.post(URL, {"phone": "+19195550003", "custom_fields": {"score": "1,234.5", "plan": " Silver"}},
+                    format="json").json()
+    assert body["custom_fields"] == {"score": 1234.5, "plan": "silver"}
 
 
 def test_custom_field_keys_are_validated_and_unique(api, acme):
