@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
@@ -186,68 +186,59 @@ def _admin_org(request):
 
 
 class _OrgObjectFilter(admin.SimpleListFilter):
+    """Contacts in one of the user's organization's objects (`model`): only those are offered or
+    accepted; a superuser sees every organization's, named with it."""
+
+    model = None
+
     def has_output(self):
         # Django drops a filter without choices, and with it the parameter's effect: a stale
         # ?list=<id> would then show every contact instead of an error.
         return bool(self.value()) or super().has_output()
 
-
-class SegmentListFilter(_OrgObjectFilter):
-    """Contacts in a segment (only the user's organization's segments are offered or accepted)."""
-
-    title = "segment"
-    parameter_name = "segment"
-
-    def _segments(self, request):
+    def _objects(self, request):
         org = _admin_org(request)
         if org is None and not request.user.is_superuser:
-            return Segment.objects.none()
-        qs = Segment.objects.select_related("organization")
+            return self.model.objects.none()
+        qs = self.model.objects.select_related("organization")
         return qs if org is None else qs.for_org(org)
 
     def lookups(self, request, model_admin):
         su = request.user.is_superuser
-        return [(s.pk, f"{s.organization.name}: {s.name}" if su else s.name) for s in self._segments(request)]
+        return [(x.pk, f"{x.organization.name}: {x.name}" if su else x.name) for x in self._objects(request)]
 
     def queryset(self, request, queryset):
         value = self.value()
         if not value:
             return queryset
-        segment = self._segments(request).filter(pk=value).first() if str(value).isdigit() else None
-        if segment is None:
-            raise IncorrectLookupParameters(f"No segment with the id {value}.")
+        obj = self._objects(request).filter(pk=value).first() if str(value).isdigit() else None
+        if obj is None:
+            raise IncorrectLookupParameters(f"No {self.title} with the id {value}.")
+        return queryset.filter(self.members(obj))
+
+    def members(self, obj) -> Q:
+        raise NotImplementedError
+
+
+class SegmentListFilter(_OrgObjectFilter):
+    title = "segment"
+    parameter_name = "segment"
+    model = Segment
+
+    def members(self, segment) -> Q:
         try:
-            q = compile_rules(segment.rules, org=segment.organization)
+            return compile_rules(segment.rules, org=segment.organization) & Q(organization=segment.organization_id)
         except RuleError as exc:
             raise IncorrectLookupParameters(str(exc)) from None
-        return queryset.filter(q, organization=segment.organization_id)
 
 
 class ListListFilter(_OrgObjectFilter):
-    """Contacts in a list (only the user's organization's lists are offered or accepted)."""
-
     title = "list"
     parameter_name = "list"
+    model = ContactList
 
-    def _lists(self, request):
-        org = _admin_org(request)
-        if org is None and not request.user.is_superuser:
-            return ContactList.objects.none()
-        qs = ContactList.objects.select_related("organization")
-        return qs if org is None else qs.for_org(org)
-
-    def lookups(self, request, model_admin):
-        su = request.user.is_superuser
-        return [(x.pk, f"{x.organization.name}: {x.name}" if su else x.name) for x in self._lists(request)]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if not value:
-            return queryset
-        contact_list = self._lists(request).filter(pk=value).first() if str(value).isdigit() else None
-        if contact_list is None:
-            raise IncorrectLookupParameters(f"No list with the id {value}.")
-        return queryset.filter(q_member_of([contact_list.pk], org=contact_list.organization))
+    def members(self, contact_list) -> Q:
+        return q_member_of([contact_list.pk], org=contact_list.organization)
 
 
 class AddToListForm(forms.Form):
