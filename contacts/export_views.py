@@ -22,9 +22,10 @@ from .exports import CONTENT_TYPES, FORMATS, export_response
 from .filters import filter_contacts, filter_parameters
 from .models import Contact
 from .renderers import CsvRenderer, VcardRenderer, XlsxRenderer
+from .views import OrgViewMixin
 
 
-class ContactExportView(APIView):
+class ContactExportView(OrgViewMixin, APIView):
     """`GET /api/v1/contacts/export?format=csv|xlsx|vcf&<contacts filters>`: the file, streamed.
 
     `format` is DRF's URL format override, answered by the renderers below (an Accept header of

@@ -11,6 +11,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from contacts_crm.api.errors import Conflict, envelope_for
+from contacts_crm.api.nul import reject_nul_characters
 from contacts_crm.api.pagination import paginate, paging_parameters
 from contacts_crm.api.permissions import request_actor, request_organization
 
@@ -63,9 +64,15 @@ def payload_error(exc: PayloadError):
 
 
 class OrgViewMixin:
+    """Every organization-scoped API view: its organization, and no NUL character in its input."""
+
     @property
     def org(self):
         return request_organization(self.request)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        reject_nul_characters(request)
 
 
 class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):

@@ -39,6 +39,7 @@ from .models import ImportJob, ImportRowError, StagedRow
 from .normalize_row import RowResult, normalize_record
 from .readers.base import RawRecord, ReaderError, SourceRow
 from .readers.detect import HEAD_BYTES_NEEDED, detect_format
+from .readers.vcard import ReaderWarning
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def open_source(fileobj, *, fmt: str, has_header: bool, overrides: dict | None, 
             warnings = source.reader_warnings
             records = read_vcards(fileobj, fallback_charset=legacy_charset_for_region(region),
                                   on_warning=warnings.append)
-            source.records = ((r, []) for r in records)
+            source.records = (_without_nul(r, [], warnings) for r in records)
             return source
         if fmt in ("csv", "tsv"):
             from .readers.delimited import read_delimited
@@ -131,24 +132,42 @@ def open_source(fileobj, *, fmt: str, has_header: bool, overrides: dict | None, 
         first = next((r for r in rows if r.cells), None)
         if first is None:
             raise ImportRefused("The file has no rows.")
+        if any("\x00" in cell for cell in first.cells):  # the header is stored in the preview
+            first = SourceRow(first.line, [cell.replace("\x00", "") for cell in first.cells])
         sample = list(islice(rows, SAMPLE_ROWS))
         header_row = first if has_header else first
         plan = build_plan(header_row.cells, has_header=has_header, overrides=overrides or None,
                           custom_unmapped=custom_unmapped, sample=[r for r in sample if r.cells])
         plan.require_contact_column()
         data_rows = ([] if has_header else [first]) + sample
+        warnings = []
 
         def records():
             for row in _chain(data_rows, rows):
                 if not row.cells or not any(c.strip() for c in row.cells):
                     yield RawRecord(line=row.line), row.cells
                 else:
-                    yield plan.apply(row), row.cells
+                    yield _without_nul(plan.apply(row), row.cells, warnings)
 
         header = first.cells if has_header else [f"column {i + 1}" for i in range(len(first.cells))]
-        return Source(records=records(), header=list(header), mapping=plan.describe())
+        return Source(records=records(), header=list(header), mapping=plan.describe(), reader_warnings=warnings)
     except (ReaderError, MappingError) as exc:
         raise ImportRefused(str(exc)) from None
+
+
+def _without_nul(record: RawRecord, cells: list, warnings: list) -> tuple[RawRecord, list]:
+    """A NUL character (U+0000) is no text (PostgreSQL stores none): a value holding one keeps
+    the rest of its text, and the row gets a warning naming the column."""
+    for name, candidates in record.values.items():
+        if any("\x00" in text for _, text in candidates):
+            for column, text in candidates:
+                if "\x00" in text:
+                    warnings.append(ReaderWarning(record.line, column, text.replace("\x00", "\\x00")[:100],
+                                                  "NUL characters (\\x00) removed: they are not text"))
+            record.values[name] = [(column, text.replace("\x00", "")) for column, text in candidates]
+    if any("\x00" in cell for cell in cells):
+        cells = [cell.replace("\x00", "") for cell in cells]
+    return record, cells
 
 
 def _chain(first: list[SourceRow], rest) -> Iterator[SourceRow]:
@@ -311,8 +330,10 @@ def stage_rows(job: ImportJob) -> None:
                 _insert(StagedRow, staged)
                 _insert(ImportRowError, errors)
                 for warning in source.reader_warnings:
-                    ImportRowError.objects.create(job=job, line=warning.line, column=warning.column[:255],
-                                                  value=warning.value[:2000], message=warning.message,
+                    ImportRowError.objects.create(job=job, line=warning.line,
+                                                  column=warning.column[:255].replace("\x00", ""),
+                                                  value=warning.value[:2000].replace("\x00", "\\x00"),
+                                                  message=warning.message.replace("\x00", "\\x00"),
                                                   severity="warning", code="reader")
                 source.reader_warnings.clear()
                 ImportJob.objects.filter(pk=job.pk).update(
