@@ -122,3 +122,12 @@ def resync_tag_ids(contact_ids, updated_at) -> None:
             "WHERE c.id = ANY(%s)",
             [updated_at, list(contact_ids)],
         )
+
+
+def analyze(*models) -> None:
+    """Fresh planner statistics for the tables an import is growing (PostgreSQL; else nothing)."""
+    if not supported():
+        return
+    with connection.cursor() as cursor:
+        for model in models:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")

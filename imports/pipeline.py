@@ -450,6 +450,14 @@ def next_chunk(job: ImportJob, after: int) -> list[Group]:
     return groups
 
 
+# PostgreSQL plans the chunk's match query from table statistics: a big first import into an
+# organization that had few contacts leaves them stale, and the planner then scans the whole
+# organization per chunk (measured on 1M rows: 0.6 s per 2,000-row chunk, 50 ms for the tag
+# lookup after ANALYZE instead of 250 ms). ANALYZE samples the table in ~0.5 s.
+ANALYZE_EVERY_CHUNKS = 50
+ANALYZE_MIN_GROUPS = 20_000
+
+
 def write_groups(job: ImportJob) -> None:
     """Pass 2: write each chunk of groups in one transaction with the job's counters.
 
@@ -458,7 +466,11 @@ def write_groups(job: ImportJob) -> None:
     never written twice.
     """
     after = job.resume_seq
+    chunks = 0
     while groups := next_chunk(job, after):
+        if chunks % ANALYZE_EVERY_CHUNKS == 0 and job.groups_total >= ANALYZE_MIN_GROUPS:
+            pgcopy.analyze(Contact, ContactTag)
+        chunks += 1
         for attempt in range(3):
             try:
                 with transaction.atomic():
