@@ -21,23 +21,10 @@ def copy_objects(model, objects, fields=None) -> None:
     """COPY unsaved model instances (their pk already set, or an auto pk left out)."""
     if not objects:
         return
-    from psycopg.types.json import Jsonb
-
     concrete = [f for f in model._meta.concrete_fields if fields is None or f.name in fields]
     concrete = [f for f in concrete if not (f.primary_key and getattr(objects[0], f.attname) is None)]
     attnames = [f.attname for f in concrete]
-    json_at = [i for i, f in enumerate(concrete) if isinstance(f, JSONField)]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in concrete)
-    sql = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(sql) as copy:
-            for obj in objects:
-                values = obj.__dict__
-                row = [values[name] for name in attnames]
-                for i in json_at:  # psycopg adapts the rest itself (str, int, bool, UUID, dates)
-                    if row[i] is not None:
-                        row[i] = Jsonb(row[i])
-                copy.write_row(row)
+    copy_rows(model, attnames, ([obj.__dict__[name] for name in attnames] for obj in objects))
 
 
 def copy_rows(model, columns, rows) -> None:
@@ -58,7 +45,7 @@ def copy_rows(model, columns, rows) -> None:
 
             for row in rows:
                 row = list(row)
-                for i in json_at:
+                for i in json_at:  # psycopg adapts the rest itself (str, int, bool, UUID, dates)
                     if row[i] is not None:
                         row[i] = Jsonb(row[i])
                 copy.write_row(row)
