@@ -6,9 +6,6 @@ that for the API and the admin; imports normalize per row). Each writes its time
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -16,53 +13,25 @@ from django.utils import timezone
 from .models import ChannelPreference, Contact, ContactEvent, ContactTag, Tag
 from .normalize import email_key, normalize_tag, tag_key
 
-MAX_CUSTOM_FIELDS = 20
-
-# Plain fields a caller may set; consent, tags, custom fields and preferences have their own rules.
-SIMPLE_FIELDS = [
-    "phone", "email", "first_name", "last_name", "display_name", "company", "address", "city", "state",
-    "zip", "country", "timezone", "lifecycle_stage", "gender", "avatar_url", "assignee", "is_test", "notes",
-    "birthday", "language", "external_id", "secondary_phones", "secondary_emails",
-]
-
-
-class ServiceError(Exception):
-    """A write the data model refuses; `field` names the culprit, `code` is the API error code."""
-
-    code = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None, **extra):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.extra = extra
-
-
-class MatchConflict(ServiceError):
-    """The phone belongs to one contact and the email to another."""
-
-    code = "conflict"
-
-
-class DuplicateConflict(MatchConflict):
-    """The database refused a duplicate phone/email (a concurrent write got there first)."""
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who makes a change: a staff user, an API key or a system process (an import)."""
-
-    user: Any = None
-    api_key: Any = None
-    label: str = ""
-    source: str = "api"  # ConsentSource: api | admin | import | keyword
-
-    def event_fields(self) -> dict:
-        return {
-            "actor_user": self.user if getattr(self.user, "pk", None) else None,
-            "actor_api_key": self.api_key,
-            "actor_label": self.label[:100],
-        }
+# The write engine owns the rules and the limits; they are re-exported for the callers of the
+# single-contact services.
+from .upsert import (  # noqa: F401
+    MAX_CUSTOM_FIELDS,
+    MAX_SECONDARY,
+    SECONDARY_OF,
+    SIMPLE_FIELDS,
+    Actor,
+    DuplicateConflict,
+    LimitExceeded,
+    MatchConflict,
+    ServiceError,
+    duplicate_error,
+    merge_custom_fields,
+    set_primary,
+    upsert_contacts,
+    upsert_with_retry,
+)
+from .upsert import jsonable as _jsonable
 
 
 def record_event(contact: Contact, kind: str, actor: Actor, data: dict | None = None, *, at=None) -> ContactEvent:
@@ -72,14 +41,6 @@ def record_event(contact: Contact, kind: str, actor: Actor, data: dict | None = 
     )
 
 
-def _jsonable(value):
-    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
-        return value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "pk"):
-        return value.pk
-    return str(value)
 
 
 # --- matching ----------------------------------------------------------------------------------
@@ -262,78 +223,31 @@ def _apply_textability(contact: Contact, now) -> None:
     textability_apply(contact, now)
 
 
-def _merge_custom(current: dict, given: dict, overwrite: bool) -> dict:
-    if overwrite:
-        result = {k: v for k, v in given.items() if v is not None}
-    else:
-        result = dict(current)
-        for key, value in given.items():
-            if value is None:
-                result.pop(key, None)
-            else:
-                result[key] = value
-    if len(result) > MAX_CUSTOM_FIELDS:
-        raise ServiceError(
-            f"A contact holds at most {MAX_CUSTOM_FIELDS} custom fields; this change would leave {len(result)}.",
-            field="custom_fields",
-        )
-    return result
-
-
-def contact_create(*, org, data: dict, actor: Actor, event: str = ContactEvent.Kind.CREATED) -> Contact:
-    """Creates a contact from normalized data (no matching: see contact_create_or_merge)."""
-    now = timezone.now()
-    fields = {k: data[k] for k in SIMPLE_FIELDS if k in data and data[k] is not None}
-    contact = Contact(organization=org, created_at=now, updated_at=now, **fields)
-    contact.email_key = email_key(contact.email) if contact.email else None
-    contact.custom_fields = _merge_custom({}, data.get("custom_fields") or {}, overwrite=True)
-    if not contact.phone and not contact.email:
-        raise ServiceError("A contact needs a phone or an email.", field="phone")
-    if data.get("opted_out"):
-        contact.opted_out, contact.opted_out_at, contact.opt_out_source = True, now, actor.source
-    with transaction.atomic():
-        _apply_textability(contact, now)  # inside: a network lookup is enqueued on commit
-        try:
-            with transaction.atomic():
-                contact.save(force_insert=True)
-        except IntegrityError:
-            raise _duplicate_error(org, contact) from None
-        record_event(contact, event, actor, {"fields": sorted(fields)}, at=now)
-        if contact.opted_out:
-            record_event(contact, ContactEvent.Kind.OPTED_OUT, actor, {"channel": None, "source": actor.source}, at=now)
-        if data.get("tags"):
-            contact_add_tags(contact=contact, names=data["tags"], actor=actor, touch=False)
-        if data.get("preferences"):
-            contact_set_preferences(contact=contact, preferences=data["preferences"], actor=actor, touch=False)
-    return contact
-
-
-def _duplicate_error(org, contact: Contact) -> ServiceError:
-    other = contact_find_match_safely(org, contact.phone, contact.email)
-    which = "phone" if other and contact.phone and other.phone == contact.phone else "email"
-    value = contact.phone if which == "phone" else contact.email
-    return DuplicateConflict(
-        f"Another contact ({other.pk if other else 'unknown'}) already has the {which} {value}.",
-        field=which, contact_id=str(other.pk) if other else None,
-    )
-
-
-def contact_find_match_safely(org, phone, email):
+def contact_create(*, org, data: dict, actor: Actor) -> Contact:
+    """Creates a contact from normalized data through the write engine; a phone or email that
+    another contact has is a DuplicateConflict (no merging: see contact_create_or_merge)."""
     try:
-        return contact_find_match(org=org, phone=phone, email=email)
-    except MatchConflict:
-        return Contact.objects.for_org(org).filter(phone=phone).first()
+        plan = upsert_contacts(org=org, rows=[data], actor=actor, mode="create_only", strict=True)[0]
+    except IntegrityError:
+        raise duplicate_error(org, data.get("phone"), data.get("email")) from None
+    if plan.error:
+        raise plan.error
+    if plan.outcome == "skipped":
+        raise duplicate_error(org, data.get("phone"), data.get("email"))
+    return Contact.objects.get(pk=plan.contact_id)
 
 
 def contact_update(
     *, contact: Contact, data: dict, actor: Actor, overwrite_custom: bool = False, tags_mode: str = "replace",
     event: str = ContactEvent.Kind.UPDATED,
 ) -> dict:
-    """Applies the fields present in `data`; returns {field: [old, new]} of what changed.
+    """An explicit update of one contact by id; returns {field: [old, new]} of what changed.
 
-    Omitted fields are untouched. `tags` replace the set (tags_mode="add": added). Custom fields
-    merge (None deletes a key) unless overwrite_custom. `opted_out` is applied only when present:
-    an update never opts a contact back in unless it says `opted_out: false`.
+    Omitted fields are untouched. A new phone or email becomes the primary and the old one is
+    kept as a secondary (upsert.set_primary: only an update by id moves a primary). `tags`
+    replace the set (tags_mode="add": added). Custom fields merge (None deletes a key) unless
+    overwrite_custom. `opted_out` is applied only when present: an update never opts a contact
+    back in unless it says `opted_out: false`.
     """
     now = timezone.now()
     org = contact.organization
@@ -356,12 +270,18 @@ def contact_update(
                 )
         if not new_phone and not new_email:
             raise ServiceError("A contact needs a phone or an email; this change would remove both.", field="phone")
+        values = {name: getattr(contact, name) for name in SIMPLE_FIELDS}
         for name in SIMPLE_FIELDS:
-            if name not in data:
+            if name not in data or name in SECONDARY_OF:
                 continue
             value = data[name]
-            if value is None and name not in {"phone", "email", "birthday", "assignee"}:
+            if value is None and name not in {"birthday", "assignee"}:
                 value = [] if name.startswith("secondary_") else ("" if name != "is_test" else False)
+            values[name] = value
+        for name in SECONDARY_OF:
+            if name in data and data[name] != getattr(contact, name):
+                set_primary(values, name, data[name])
+        for name, value in values.items():
             old = getattr(contact, name)
             if old != value:
                 changes[name] = [_jsonable(old), _jsonable(value)]
@@ -371,7 +291,8 @@ def contact_update(
         if "phone" in changes:
             _apply_textability(contact, now)
         if "custom_fields" in data:
-            merged = _merge_custom(contact.custom_fields or {}, data["custom_fields"] or {}, overwrite_custom)
+            merged = merge_custom_fields(contact.custom_fields or {}, data["custom_fields"] or {},
+                                         overwrite=overwrite_custom)
             if merged != (contact.custom_fields or {}):
                 changes["custom_fields"] = [contact.custom_fields, merged]
                 contact.custom_fields = merged
@@ -384,7 +305,7 @@ def contact_update(
                 with transaction.atomic():
                     contact.save()
             except IntegrityError:
-                raise _duplicate_error(org, contact) from None
+                raise duplicate_error(org, contact.phone, contact.email) from None
         if changes:
             record_event(contact, event, actor, {"changes": {k: v for k, v in changes.items()}}, at=now)
         if "tags" in data and data["tags"] is not None:
@@ -411,25 +332,19 @@ def contact_update(
 
 
 def contact_create_or_merge(*, org, data: dict, actor: Actor) -> tuple[Contact, str]:
-    """Creates a contact, or merges into the one with the same phone (else email).
+    """Creates a contact, or merges into the one with the same phone (else email): the write
+    engine with a batch of one (contacts.upsert holds the rules).
 
-    Returns (contact, "created" | "merged"). Merging: fields given win, tags are added, custom
-    fields merge. Raises MatchConflict when the phone and the email belong to two contacts.
+    Returns (contact, "created" | "merged"). Raises MatchConflict when the phone and the email
+    belong to two contacts, LimitExceeded over a limit.
     """
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                match = contact_find_match(org=org, phone=data.get("phone"), email=data.get("email"), lock=True)
-                if match is None:
-                    return contact_create(org=org, data=data, actor=actor), "created"
-                contact_update(contact=match, data=data, actor=actor, tags_mode="add", event=ContactEvent.Kind.MERGED)
-                return match, "merged"
-        except DuplicateConflict:
-            # A concurrent create of the same phone/email won the race: merge into it instead.
-            if attempt == 0:
-                continue
-            raise
-    raise AssertionError("unreachable")
+    try:
+        plan = upsert_with_retry(org=org, rows=[data], actor=actor, strict=True)[0]
+    except IntegrityError:
+        raise duplicate_error(org, data.get("phone"), data.get("email")) from None
+    if plan.error:
+        raise plan.error
+    return Contact.objects.get(pk=plan.contact_id), "created" if plan.outcome == "created" else "merged"
 
 
 def contact_delete(*, contact: Contact, actor: Actor) -> None:

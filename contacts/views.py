@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -205,20 +205,30 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
             raise ValidationError({"contacts": [f"At most {BULK_MAX} contacts per call (got {len(items)})."]})
         org, actor = self.org, api_actor(request)
         definitions = custom_field_definitions(org)
-        results = []
+        results, valid = [None] * len(items), []
         for index, item in enumerate(items):
             try:
                 data, warnings = clean_contact_payload(item, org=org, definitions=definitions)
-                contact, outcome = services.contact_create_or_merge(org=org, data=data, actor=actor)
-                result = {"index": index, "outcome": outcome, "id": str(contact.pk)}
-                if warnings:
-                    result["warnings"] = warnings
+                valid.append((index, data, warnings))
             except PayloadError as exc:
-                result = {"index": index, "outcome": "error", **envelope_for(payload_error(exc))}
-            except services.ServiceError as exc:
-                err = service_error(exc)
-                result = {"index": index, "outcome": "error", **envelope_for(err)}
-            results.append(result)
+                results[index] = {"index": index, "outcome": "error", **envelope_for(payload_error(exc))}
+        # Every valid item through the write engine at once: one outcome each, a bad item an
+        # `error` item, nothing written for it; the others land together.
+        try:
+            plans = services.upsert_with_retry(org=org, rows=[data for _, data, _ in valid], actor=actor,
+                                               strict=True)
+        except IntegrityError:
+            raise service_error(services.ServiceError(
+                "A concurrent write kept colliding with this batch; send it again.")) from None
+        for (index, _, warnings), plan in zip(valid, plans, strict=True):
+            if plan.error:
+                results[index] = {"index": index, "outcome": "error", **envelope_for(service_error(plan.error))}
+                continue
+            result = {"index": index, "outcome": "created" if plan.outcome == "created" else "merged",
+                      "id": str(plan.contact_id)}
+            if warnings:
+                result["warnings"] = warnings
+            results[index] = result
         return Response({"results": results})
 
     @extend_schema(request=BulkDeleteInputSerializer, responses=DeletedSerializer,

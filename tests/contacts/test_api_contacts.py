@@ -30,7 +30,8 @@ def test_it_creates_a_contact_with_a_normalized_phone_and_an_event(api, acme):
     assert body["tags"] == ["news", "VIP"]
     contact = Contact.objects.get(pk=body["id"])
     assert contact.organization == acme and contact.email_key == "ann@example.com"
-    assert list(contact.events.values_list("kind", flat=True)) == ["tags_added", "created"]
+    assert list(contact.events.values_list("kind", flat=True)) == ["created"]  # one event, tags included
+    assert contact.events.get().data["tags"] == ["VIP", "news"]
     event = contact.events.get(kind="created")
     assert event.actor_api_key.name == "acme write"
 

@@ -1,0 +1,681 @@
+"""The contact write engine: one set of rules for one contact and for a million.
+
+Callers hand over a batch of *normalized* rows (contacts.validation for the API and the admin,
+imports.normalize_row for files) and an Actor; `upsert_contacts` matches, plans and writes the
+whole batch set-based:
+
+- `POST /contacts` (merge on create) and the admin's add: a batch of one
+  (`contacts.services.contact_create_or_merge`);
+- `POST /contacts/bulk`: up to 1,000 rows in one call;
+- imports: one call per chunk of folded groups (`imports.pipeline.ChunkWriter`).
+
+The rules, written once (design §0, issue 9):
+- match by phone, then email; a phone of one contact and an email of another is a conflict
+  naming both ids;
+- fields given win; an empty value never clears;
+- matching never moves a primary phone or email: a different incoming one is kept in
+  `secondary_phones` / `secondary_emails` (only an update by id sets the primary:
+  `set_primary` below, called by contacts.services.contact_update);
+- tags are added (case-insensitively, first spelling kept); custom fields merge;
+- at most MAX_CUSTOM_FIELDS custom fields and MAX_SECONDARY secondary phones / emails: over a
+  limit, a strict caller (the API) gets a ServiceError for the row and nothing of it is written;
+  an import gets a `LimitIssue` (a warning naming the column) and the rest of the row lands;
+- nobody is ever opted back in: `opted_out: false` and `{"sms": true}` are ignored here (only an
+  explicit opt-in call by id, or a START keyword, opts in);
+- textability through the configured provider: inline when it is offline, else one batch of
+  queued lookups per JOB_BATCH contacts after commit;
+- one `created` / `merged` (API) or `imported` (import) event per contact written, with
+  `{field: [old, new]}` for the fields it changed, plus the consent events.
+
+Costs: one match query, one tag query, one preference query, then a constant number of
+statements per batch (COPY on PostgreSQL, bulk_create / bulk_update elsewhere); no query per
+row. On PostgreSQL the engine writes `tag_ids` itself (the tag trigger stands aside).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import ChannelPreference, Contact, ContactEvent, ContactTag, uuid7
+from .normalize import email_key as make_email_key
+from .normalize import normalize_tag, tag_key
+
+MAX_CUSTOM_FIELDS = 20
+MAX_SECONDARY = 20
+
+# The plain fields a row may carry, in the order the API documents them.
+SIMPLE_FIELDS = [
+    "phone", "email", "first_name", "last_name", "display_name", "company", "address", "city", "state",
+    "zip", "country", "timezone", "lifecycle_stage", "gender", "avatar_url", "assignee", "is_test", "notes",
+    "birthday", "language", "external_id", "secondary_phones", "secondary_emails",
+]
+SECONDARY_OF = {"phone": "secondary_phones", "email": "secondary_emails"}
+# What the engine reads of a matched contact (attnames).
+LOADED = ["id", *[("assignee_id" if f == "assignee" else f) for f in SIMPLE_FIELDS], "email_key", "custom_fields",
+          "opted_out", "opted_out_at", "opt_out_source", "is_textable", "textable_checked_at", "created_at",
+          "updated_at"]
+
+
+class ServiceError(Exception):
+    """A write the data model refuses; `field` names the culprit, `code` is the API error code."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None, **extra):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+
+class MatchConflict(ServiceError):
+    """The phone belongs to one contact and the email to another."""
+
+    code = "conflict"
+
+
+class DuplicateConflict(MatchConflict):
+    """The database refused a duplicate phone/email (a concurrent write got there first)."""
+
+
+class LimitExceeded(ServiceError):
+    """A write would leave a contact over one of the engine's limits."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change: a staff user, an API key or a system process (an import)."""
+
+    user: Any = None
+    api_key: Any = None
+    label: str = ""
+    source: str = "api"  # ConsentSource: api | admin | import | keyword
+
+    def event_fields(self) -> dict:
+        return {
+            "actor_user": self.user if getattr(self.user, "pk", None) else None,
+            "actor_api_key": self.api_key,
+            "actor_label": self.label[:100],
+        }
+
+    def event_ids(self) -> tuple:
+        """(actor_user_id, actor_api_key_id, actor_label) for set-based event rows."""
+        return (getattr(self.user, "pk", None), getattr(self.api_key, "pk", None), self.label[:100])
+
+
+@dataclass
+class LimitIssue:
+    """What a non-strict caller (an import) reports as a warning: the field and why."""
+
+    field: str
+    message: str
+    value: str = ""
+
+
+def jsonable(value):
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "pk"):
+        return value.pk
+    return str(value)
+
+
+# --- the rules, on plain values ----------------------------------------------------------------
+def keep_aside(values: dict, name: str, value, issues: list, *, primary=None) -> bool:
+    """Adds `value` to the secondary list `name` unless it is there already or is the primary;
+    over MAX_SECONDARY it is left out with a LimitIssue. Returns whether the list grew."""
+    current = list(values.get(name) or [])
+    same = (lambda a, b: make_email_key(a) == make_email_key(b)) if name == "secondary_emails" else (
+        lambda a, b: a == b)
+    if primary and same(value, primary):
+        return False
+    if any(same(value, v) for v in current):
+        return False
+    if len(current) >= MAX_SECONDARY:
+        issues.append(LimitIssue(name, f"a contact keeps at most {MAX_SECONDARY} {name.replace('_', ' ')}: "
+                                       f"{value} left out", str(value)))
+        return False
+    values[name] = current + [value]
+    return True
+
+
+def merge_custom_fields(current: dict, given: dict, *, overwrite: bool = False) -> dict:
+    """The custom fields after a write: given values win, None deletes a key (`overwrite`
+    replaces them all). Raises LimitExceeded over MAX_CUSTOM_FIELDS."""
+    if overwrite:
+        result = {k: v for k, v in given.items() if v is not None}
+    else:
+        result = dict(current or {})
+        for key, value in given.items():
+            if value is None:
+                result.pop(key, None)
+            else:
+                result[key] = value
+    if len(result) > MAX_CUSTOM_FIELDS:
+        raise LimitExceeded(
+            f"A contact holds at most {MAX_CUSTOM_FIELDS} custom fields; this change would leave {len(result)}.",
+            field="custom_fields",
+        )
+    return result
+
+
+def set_primary(values: dict, name: str, new) -> None:
+    """An update by id sets the primary phone or email: the old one is kept as a secondary
+    (the first rule's only exception), and the new one leaves the secondary list."""
+    old = values.get(name)
+    aside = SECONDARY_OF[name]
+    same = make_email_key if name == "email" else (lambda v: v)
+    rest = [v for v in (values.get(aside) or []) if not (new and same(v) == same(new))]
+    if old and new and same(old) != same(new) and all(same(v) != same(old) for v in rest):
+        if len(rest) >= MAX_SECONDARY:
+            raise LimitExceeded(f"A contact keeps at most {MAX_SECONDARY} {aside.replace('_', ' ')}; the old "
+                                f"{name} {old} has no room left: remove one first.", field=aside)
+        rest.append(old)
+    values[name] = new
+    values[aside] = rest
+
+
+def _given(value) -> bool:
+    return value is not None and value != "" and value != []
+
+
+def _incoming(data: dict) -> dict:
+    """A row as the engine reads it: attnames, dates as dates, the email key derived, empty
+    values dropped (an empty value never clears)."""
+    row = {}
+    for name in SIMPLE_FIELDS:
+        if name not in data:
+            continue
+        value = data[name]
+        if name == "assignee":
+            if value is not None:
+                row["assignee_id"] = getattr(value, "pk", value)
+            continue
+        if name == "birthday" and isinstance(value, str) and value:
+            value = dt.date.fromisoformat(value)
+        if name == "is_test":
+            if value is not None:
+                row[name] = bool(value)
+            continue
+        if _given(value):
+            row[name] = value
+    if row.get("email"):
+        row["email_key"] = make_email_key(row["email"])
+    return row
+
+
+@dataclass
+class Planned:
+    """What the engine decided for one input row, and (after the write) the contact's id."""
+
+    index: int
+    outcome: str = "unchanged"  # created | updated | unchanged | skipped | error
+    contact_id: uuid.UUID | None = None
+    changes: dict = field(default_factory=dict)  # field -> [old, new] (JSON values)
+    fields: list = field(default_factory=list)  # a create's fields
+    tags_added: list = field(default_factory=list)
+    opt_outs: list = field(default_factory=list)  # None = global, else channel names
+    issues: list = field(default_factory=list)  # LimitIssue (non-strict callers)
+    error: ServiceError | None = None
+    values: dict | None = None  # the contact's row after the write (attnames)
+    before: dict = field(default_factory=dict)  # changed fields' old values (provenance)
+    reason: str = ""  # why a row was skipped
+
+    @property
+    def written(self) -> bool:
+        return self.outcome in ("created", "updated")
+
+
+class _Batch:
+    """The state of one engine call: matched rows, planned creates and updates."""
+
+    def __init__(self, org, actor, *, mode, strict, now):
+        self.org, self.actor, self.mode, self.strict, self.now = org, actor, mode, strict, now
+        self.by_phone: dict[str, dict] = {}
+        self.by_email: dict[str, dict] = {}
+        self.tag_keys: dict = {}  # contact id -> set of tag keys it has (or will have)
+        self.prefs: dict = {}  # contact id -> {channel: opted_in}, as planned
+        self.stored_prefs: set = set()  # (contact id, channel) rows in the database
+        self.contacts: dict = {}  # contact id -> {"values", "created", "plans"}
+
+    def load(self, rows: list[dict], lock: bool):
+        phones = {r["phone"] for r in rows if r.get("phone")}
+        keys = {r["email_key"] for r in rows if r.get("email_key")}
+        if not phones and not keys:
+            return
+        qs = Contact.objects.for_org(self.org).filter(Q(phone__in=phones) | Q(email_key__in=keys))
+        if lock and connection.features.has_select_for_update:
+            qs = qs.select_for_update()
+        found = list(qs.values(*LOADED))
+        for values in found:
+            self._index(values)
+        ids = [v["id"] for v in found]
+        if ids:
+            for contact_id, key in ContactTag.objects.filter(contact_id__in=ids).values_list("contact_id", "tag__key"):
+                self.tag_keys.setdefault(contact_id, set()).add(key)
+            for contact_id, channel, opted_in in ChannelPreference.objects.filter(contact_id__in=ids).values_list(
+                    "contact_id", "channel", "opted_in"):
+                self.prefs.setdefault(contact_id, {})[channel] = opted_in
+                self.stored_prefs.add((contact_id, channel))
+
+    def _index(self, values):
+        if values.get("phone"):
+            self.by_phone[values["phone"]] = values
+        if values.get("email_key"):
+            self.by_email[values["email_key"]] = values
+
+    def match(self, row: dict) -> dict | None:
+        by_phone = self.by_phone.get(row["phone"]) if row.get("phone") else None
+        by_email = self.by_email.get(row["email_key"]) if row.get("email_key") else None
+        if by_phone is not None and by_email is not None and by_phone["id"] != by_email["id"]:
+            raise MatchConflict(
+                f"The phone {row['phone']} belongs to contact {by_phone['id']} and the email {row['email']} "
+                f"to contact {by_email['id']}.",
+                field="phone", phone_contact_id=str(by_phone["id"]), email_contact_id=str(by_email["id"]),
+            )
+        return by_phone or by_email
+
+    # -- planning -------------------------------------------------------------------------
+    def plan(self, index: int, data: dict) -> Planned:
+        plan = Planned(index=index)
+        row = _incoming(data)
+        if not row.get("phone") and not row.get("email"):
+            plan.outcome, plan.error = "error", ServiceError("A contact needs a phone or an email.", field="phone")
+            return plan
+        try:
+            current = self.match(row)
+        except MatchConflict as exc:
+            plan.outcome, plan.error = "error", exc
+            return plan
+        if (current is None and self.mode == "update_only") or (current is not None and self.mode == "create_only"):
+            plan.outcome, plan.reason = "skipped", "unknown contact" if current is None else "existing contact"
+            if current is not None:
+                plan.contact_id = current["id"]
+            return plan
+        try:
+            if current is None:
+                self._plan_create(plan, row, data)
+            else:
+                self._plan_merge(plan, current, row, data)
+        except LimitExceeded as exc:
+            plan.outcome, plan.error = "error", exc
+        return plan
+
+    def _limit(self, plan: Planned, exc: LimitExceeded):
+        if self.strict:
+            raise exc
+        plan.issues.append(LimitIssue(exc.field or "", exc.message))
+
+    def _plan_create(self, plan: Planned, row: dict, data: dict):
+        values = {name: None for name in LOADED}
+        values.update({"is_test": False, "opted_out": False, "opt_out_source": "", "custom_fields": {},
+                       "secondary_phones": [], "secondary_emails": []})
+        for name in ("first_name", "last_name", "display_name", "company", "address", "city", "state", "zip",
+                     "country", "timezone", "lifecycle_stage", "gender", "avatar_url", "notes", "language",
+                     "external_id"):
+            values[name] = ""
+        issues: list = []
+        for name, value in row.items():
+            if name in SECONDARY_OF.values():
+                primary = row.get("phone" if name == "secondary_phones" else "email")
+                for item in value:
+                    keep_aside(values, name, item, issues, primary=primary)
+            else:
+                values[name] = value
+        for issue in issues:
+            self._limit(plan, LimitExceeded(issue.message, field=issue.field))
+        given_custom = {k: v for k, v in (data.get("custom_fields") or {}).items() if v is not None}
+        try:
+            values["custom_fields"] = merge_custom_fields({}, given_custom)
+        except LimitExceeded as exc:
+            self._limit(plan, exc)
+            values["custom_fields"] = {k: given_custom[k] for k in sorted(given_custom)[:MAX_CUSTOM_FIELDS]}
+        values["id"] = uuid7()
+        values["created_at"] = values["updated_at"] = self.now
+        if data.get("opted_out"):
+            values.update(opted_out=True, opted_out_at=self.now, opt_out_source=self.actor.source)
+            plan.opt_outs.append(None)
+        plan.opt_outs += self._channel_opt_outs(data, {})
+        plan.tags_added = self._new_tags(values["id"], data.get("tags") or [])
+        plan.outcome, plan.contact_id, plan.values = "created", values["id"], values
+        plan.fields = sorted(k for k, v in data.items() if k not in ("email_key", "opt_out_channels") and _given(v)
+                             and v is not False)
+        self.contacts[values["id"]] = {"values": values, "created": True, "phone_set": bool(values.get("phone"))}
+        self._index(values)
+
+    def _plan_merge(self, plan: Planned, current: dict, row: dict, data: dict):
+        entry = self.contacts.setdefault(current["id"], {"values": current, "created": False, "phone_set": False,
+                                                          "before": {}})
+        values = dict(current)
+        issues: list = []
+        for name, value in row.items():
+            if name == "email_key":
+                continue
+            if name in SECONDARY_OF:
+                if not values.get(name):
+                    values[name] = value
+                    if name == "email":
+                        values["email_key"] = row["email_key"]
+                elif (make_email_key(value) if name == "email" else value) != (
+                        values["email_key"] if name == "email" else values[name]):
+                    # Matched by the other key while it has another one: the row's value is one more
+                    # of the contact's, kept aside; replacing the primary would make two rows sharing
+                    # an email flip the phone on every import of the same file.
+                    keep_aside(values, SECONDARY_OF[name], value, issues, primary=values[name])
+            elif name in SECONDARY_OF.values():
+                primary = values.get("phone" if name == "secondary_phones" else "email")
+                for item in value:
+                    keep_aside(values, name, item, issues, primary=primary)
+            else:
+                values[name] = value
+        for issue in issues:
+            self._limit(plan, LimitExceeded(issue.message, field=issue.field))
+        if data.get("custom_fields"):
+            try:
+                values["custom_fields"] = merge_custom_fields(current.get("custom_fields") or {},
+                                                              data["custom_fields"])
+            except LimitExceeded as exc:
+                self._limit(plan, exc)
+        if data.get("opted_out") and not values.get("opted_out"):
+            values.update(opted_out=True, opted_out_at=self.now, opt_out_source=self.actor.source)
+            plan.opt_outs.append(None)
+        plan.opt_outs += self._channel_opt_outs(data, self.prefs.setdefault(current["id"], {}))
+        plan.tags_added = self._new_tags(current["id"], data.get("tags") or [])
+        changes = {}
+        for name in ("phone", "email", *[n for n in LOADED if n not in ("phone", "email")]):
+            if name in ("id", "email_key", "opted_out_at", "opt_out_source", "created_at", "updated_at",
+                        "is_textable", "textable_checked_at"):
+                continue
+            if values.get(name) != current.get(name):
+                label = "assignee" if name == "assignee_id" else name
+                changes[label] = [jsonable(current.get(name)), jsonable(values.get(name))]
+                entry["before"].setdefault(name, current.get(name))
+        if "phone" in changes:
+            entry["phone_set"] = True
+        plan.contact_id, plan.values, plan.changes = current["id"], values, changes
+        plan.outcome = "updated" if (changes or plan.opt_outs or plan.tags_added) else "unchanged"
+        if plan.outcome == "updated":
+            values["updated_at"] = self.now
+        entry["values"] = values
+        current.clear()
+        current.update(values)  # later rows of the batch see this row's result
+        self._index(current)
+
+    def _channel_opt_outs(self, data: dict, current_prefs: dict) -> list[str]:
+        """Channels this row opts out of that are not opted out yet; an opt-in is never taken."""
+        wanted = {ch for ch, opted_in in (data.get("preferences") or {}).items() if opted_in is False}
+        wanted |= set(data.get("opt_out_channels") or [])
+        out = sorted(ch for ch in wanted if current_prefs.get(ch, True))
+        for ch in out:
+            current_prefs[ch] = False
+        return out
+
+    def _new_tags(self, contact_id, names) -> list[str]:
+        have = self.tag_keys.setdefault(contact_id, set())
+        added = []
+        for name in names:
+            clean = normalize_tag(name)
+            key = tag_key(clean)
+            if key not in have:
+                have.add(key)
+                added.append(clean)
+        return added
+
+
+def upsert_contacts(*, org, rows: list[dict], actor: Actor, mode: str = "create_update", strict: bool = False,
+                    dry_run: bool = False, event_kind: str | None = None, event_data: dict | None = None,
+                    lock: bool = True) -> list[Planned]:
+    """Creates or merges every row (see the module docstring); returns one Planned per row.
+
+    `event_kind` None writes `created` / `merged` events (the API); "imported" writes that kind
+    with `event_data` (the import id) and the outcome. `strict` turns limit issues into a row
+    error (the API). `dry_run` plans and writes nothing. Raises DuplicateConflict when a
+    concurrent write took a phone or email the batch meant to create: the caller re-plans.
+    """
+    now = timezone.now()
+    batch = _Batch(org, actor, mode=mode, strict=strict, now=now)
+    incoming = [_incoming(r) for r in rows]
+    with transaction.atomic():
+        batch.load(incoming, lock=lock and not dry_run)
+        plans = []
+        for index, data in enumerate(rows):
+            plans.append(batch.plan(index, data))
+        if not dry_run:
+            _write(batch, plans, event_kind=event_kind, event_data=event_data or {})
+    return plans
+
+
+# --- writing -------------------------------------------------------------------------------------
+def _write(batch: _Batch, plans: list[Planned], *, event_kind, event_data):
+    from . import textability
+    from .services import tags_ensure
+
+    org, now = batch.org, batch.now
+    written = [p for p in plans if p.written]
+    if not written:
+        return
+    creates = [e for e in batch.contacts.values() if e["created"]]
+    updates = [e for e in batch.contacts.values() if not e["created"] and e["values"]["updated_at"] == now]
+    provider = textability.get_provider()
+    lookups = []
+    for entry in creates + updates:
+        values = entry["values"]
+        if entry["phone_set"]:
+            if provider.inline:
+                values["is_textable"] = provider.lookup(values["phone"]).textable
+                values["textable_checked_at"] = now
+            else:
+                values["is_textable"] = values["textable_checked_at"] = None
+                lookups.append(values["id"])
+    # tags: ensured first, so a new contact's tag ids go in with its own row
+    names = {name for p in written for name in p.tags_added}
+    tags = {t.key: t for t in tags_ensure(org=org, names=names)} if names else {}
+    links = {}
+    for p in written:
+        for name in p.tags_added:
+            links.setdefault(p.contact_id, []).append(tags[tag_key(name)].pk)
+    pg = connection.vendor == "postgresql"
+    with _own_tag_ids(pg):
+        if creates:
+            for entry in creates:
+                entry["values"]["tag_ids"] = sorted(links.get(entry["values"]["id"], []))
+            _insert_contacts(org, [e["values"] for e in creates], pg)
+        if updates:
+            _update_contacts([e for e in updates], pg)
+        if links:
+            _insert_rows(ContactTag, ("contact_id", "tag_id"),
+                         [(cid, tid) for cid, ids in links.items() for tid in ids], pg)
+            existing = [cid for cid in links if not batch.contacts[cid]["created"]]
+            if pg and existing:
+                _resync_tag_ids(existing)
+    _write_preferences(batch, written, pg)
+    _write_events(batch, written, tags, event_kind=event_kind, event_data=event_data, pg=pg)
+    if lookups:
+        ids = [str(i) for i in lookups]
+        transaction.on_commit(lambda: textability.textability_schedule(ids))
+
+
+def _insert_contacts(org, rows: list[dict], pg: bool):
+    columns = [n for n in LOADED] + ["organization_id", "tag_ids"]
+    for values in rows:
+        values["organization_id"] = org.pk
+    if pg:
+        _copy(Contact, columns, ([v[c] for c in columns] for v in rows))
+    else:
+        Contact.objects.bulk_create([Contact(**{c: v[c] for c in columns}) for v in rows], batch_size=500)
+
+
+UPDATABLE = [n for n in LOADED if n not in ("id", "created_at")]
+
+
+def _update_contacts(entries: list[dict], pg: bool):
+    rows = [e["values"] for e in entries]
+    if pg:
+        _pg_update(rows)
+    else:
+        objects = [Contact(**{c: v[c] for c in LOADED}) for v in rows]
+        Contact.objects.bulk_update(objects, UPDATABLE, batch_size=500)
+
+
+def _pg_update(rows: list[dict]):
+    """One COPY into a temporary table and one UPDATE … FROM it, whatever the batch size; a
+    row is only written when one of its columns IS DISTINCT FROM the stored one."""
+    meta = Contact._meta
+    qn = connection.ops.quote_name
+    fields = [meta.get_field(n) for n in ["id", *UPDATABLE]]
+    cols = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS _engine_update ({cols}) ON COMMIT DROP")
+        cursor.execute("TRUNCATE _engine_update")
+    _copy_table("_engine_update", [f.column for f in fields], ([r[n] for n in ["id", *UPDATABLE]] for r in rows),
+                json_at={i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"})
+    sets = ", ".join(f"{qn(f.column)} = u.{qn(f.column)}" for f in fields[1:])
+    distinct = " OR ".join(f"c.{qn(f.column)} IS DISTINCT FROM u.{qn(f.column)}" for f in fields[1:])
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {qn(meta.db_table)} AS c SET {sets} FROM _engine_update AS u "
+                       f"WHERE c.id = u.id AND ({distinct})")
+
+
+def _copy(model, columns, rows):
+    fields = [model._meta.get_field(c) for c in columns]  # attnames are looked up too
+    _copy_table(model._meta.db_table, [f.column for f in fields], rows,
+                json_at={i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"})
+
+
+def _copy_table(table: str, columns: list[str], rows, *, json_at=frozenset()):
+    """COPY plain value lists into `table`. A unique violation (a concurrent write of the same
+    phone or email) comes back as Django's IntegrityError, like any ORM write's."""
+    from psycopg.types.json import Jsonb
+
+    qn = connection.ops.quote_name
+    sql = f"COPY {qn(table)} ({', '.join(qn(c) for c in columns)}) FROM STDIN"
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        with cursor.cursor.copy(sql) as copy:
+            for row in rows:
+                row = list(row)
+                for i in json_at:
+                    if row[i] is not None:
+                        row[i] = Jsonb(row[i])
+                copy.write_row(row)
+
+
+def _insert_rows(model, columns, rows, pg: bool):
+    if not rows:
+        return
+    if pg:
+        _copy(model, columns, rows)
+    else:
+        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=500)
+
+
+class _own_tag_ids:
+    """PostgreSQL, within the batch's transaction: the contacts' `tag_ids` trigger (contacts
+    migration 0004) stands aside while the engine writes links, because the engine writes
+    `tag_ids` itself — in a new contact's own row, and by one UPDATE for existing contacts."""
+
+    def __init__(self, pg):
+        self.pg = pg
+
+    def __enter__(self):
+        if self.pg:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('contacts.tag_sync_off', 'on', true)")
+
+    def __exit__(self, *exc):
+        if exc[0] is None and self.pg:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('contacts.tag_sync_off', 'off', true)")
+        return False
+
+
+def _resync_tag_ids(contact_ids) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE contacts_contact AS c SET tag_ids = COALESCE((SELECT jsonb_agg("
+            "ct.tag_id ORDER BY ct.tag_id) FROM contacts_contacttag ct WHERE ct.contact_id = c.id), '[]'::jsonb) "
+            "WHERE c.id = ANY(%s)",
+            [list(contact_ids)],
+        )
+
+
+def _write_preferences(batch: _Batch, plans: list[Planned], pg: bool):
+    now, source = batch.now, batch.actor.source
+    new, flipped = [], []
+    for p in plans:
+        for channel in p.opt_outs:
+            if channel is None:
+                continue
+            if (p.contact_id, channel) not in batch.stored_prefs:
+                new.append((p.contact_id, channel, False, now, source))
+            else:
+                flipped.append((p.contact_id, channel))
+    _insert_rows(ChannelPreference, ("contact_id", "channel", "opted_in", "changed_at", "source"), new, pg)
+    if flipped:
+        q = Q(pk__in=[])
+        for contact_id, channel in flipped:
+            q |= Q(contact_id=contact_id, channel=channel)
+        ChannelPreference.objects.filter(q).update(opted_in=False, changed_at=now, source=source)
+
+
+def _write_events(batch: _Batch, plans: list[Planned], tags: dict, *, event_kind, event_data, pg: bool):
+    org, now, actor = batch.org, batch.now, batch.actor
+    user_id, key_id, label = actor.event_ids()
+    tail = (org.pk, now, user_id, key_id, label)
+    events = []
+    for p in plans:
+        if p.outcome == "created":
+            kind = event_kind or ContactEvent.Kind.CREATED
+            data = {"fields": p.fields}
+        else:
+            kind = event_kind or ContactEvent.Kind.MERGED
+            data = {"changes": dict(p.changes)}
+            if p.tags_added:
+                data["changes"]["tags"] = {"added": p.tags_added}
+        if event_kind:
+            data = {**event_data, "outcome": p.outcome, **data}
+        elif p.outcome == "created" and p.tags_added:
+            data["tags"] = p.tags_added
+        if p.outcome == "created" or data.get("changes") or event_kind:
+            events.append((p.contact_id, kind, data, *tail))
+        for channel in p.opt_outs:
+            events.append((p.contact_id, ContactEvent.Kind.OPTED_OUT.value,
+                           {"channel": channel, "source": actor.source, **event_data}, *tail))
+    _insert_rows(ContactEvent, ("contact_id", "kind", "data", "organization_id", "created_at", "actor_user_id",
+                                "actor_api_key_id", "actor_label"), events, pg)
+
+
+def duplicate_error(org, phone, email) -> DuplicateConflict:
+    """The error for a database refusal of a duplicate phone or email (a concurrent write)."""
+    other = None
+    if phone:
+        other = Contact.objects.for_org(org).filter(phone=phone).only("id", "phone").first()
+    which = "phone" if other else "email"
+    if other is None and email:
+        other = Contact.objects.for_org(org).filter(email_key=make_email_key(email)).only("id").first()
+    value = phone if which == "phone" else email
+    return DuplicateConflict(
+        f"Another contact ({other.pk if other else 'unknown'}) already has the {which} {value}.",
+        field=which, contact_id=str(other.pk) if other else None,
+    )
+
+
+def upsert_with_retry(**kwargs) -> list[Planned]:
+    """upsert_contacts, planned again when a concurrent write created one of the batch's
+    phones or emails first (the unique constraint refuses the COPY): the second plan merges
+    into the contact that now exists."""
+    for attempt in range(3):
+        try:
+            return upsert_contacts(**kwargs)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
