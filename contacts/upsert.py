@@ -43,6 +43,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import pgcopy
 from .models import ChannelPreference, Contact, ContactEvent, ContactTag, uuid7
 from .normalize import email_key as make_email_key
 from .normalize import normalize_tag, tag_key
@@ -484,19 +485,18 @@ def _write(batch: _Batch, plans: list[Planned], *, event_kind, event_data):
         for name in p.tags_added:
             links.setdefault(p.contact_id, []).append(tags[tag_key(name)].pk)
     pg = connection.vendor == "postgresql"
-    with _own_tag_ids(pg):
+    with pgcopy.own_tag_ids():
         if creates:
             for entry in creates:
                 entry["values"]["tag_ids"] = sorted(links.get(entry["values"]["id"], []))
             _insert_contacts(org, [e["values"] for e in creates], pg)
         if updates:
-            _update_contacts([e for e in updates], pg)
+            _update_contacts([e["values"] for e in updates], pg)
         if links:
             _insert_rows(ContactTag, ("contact_id", "tag_id"),
                          [(cid, tid) for cid, ids in links.items() for tid in ids], pg)
-            existing = [cid for cid in links if not batch.contacts[cid]["created"]]
-            if pg and existing:
-                _resync_tag_ids(existing)
+            if pg:
+                pgcopy.resync_tag_ids([cid for cid in links if not batch.contacts[cid]["created"]])
     _write_preferences(batch, written, pg)
     _write_events(batch, written, tags, event_kind=event_kind, event_data=event_data, pg=pg)
     if lookups:
@@ -505,11 +505,11 @@ def _write(batch: _Batch, plans: list[Planned], *, event_kind, event_data):
 
 
 def _insert_contacts(org, rows: list[dict], pg: bool):
-    columns = [n for n in LOADED] + ["organization_id", "tag_ids"]
+    columns = [*LOADED, "organization_id", "tag_ids"]
     for values in rows:
         values["organization_id"] = org.pk
     if pg:
-        _copy(Contact, columns, ([v[c] for c in columns] for v in rows))
+        pgcopy.copy_rows(Contact, columns, ([v[c] for c in columns] for v in rows))
     else:
         Contact.objects.bulk_create([Contact(**{c: v[c] for c in columns}) for v in rows], batch_size=500)
 
@@ -517,94 +517,21 @@ def _insert_contacts(org, rows: list[dict], pg: bool):
 UPDATABLE = [n for n in LOADED if n not in ("id", "created_at")]
 
 
-def _update_contacts(entries: list[dict], pg: bool):
-    rows = [e["values"] for e in entries]
+def _update_contacts(rows: list[dict], pg: bool):
     if pg:
-        _pg_update(rows)
+        pgcopy.update_rows(Contact, ["id", *UPDATABLE], ([r[n] for n in ["id", *UPDATABLE]] for r in rows))
     else:
         objects = [Contact(**{c: v[c] for c in LOADED}) for v in rows]
         Contact.objects.bulk_update(objects, UPDATABLE, batch_size=500)
-
-
-def _pg_update(rows: list[dict]):
-    """One COPY into a temporary table and one UPDATE … FROM it, whatever the batch size; a
-    row is only written when one of its columns IS DISTINCT FROM the stored one."""
-    meta = Contact._meta
-    qn = connection.ops.quote_name
-    fields = [meta.get_field(n) for n in ["id", *UPDATABLE]]
-    cols = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS _engine_update ({cols}) ON COMMIT DROP")
-        cursor.execute("TRUNCATE _engine_update")
-    _copy_table("_engine_update", [f.column for f in fields], ([r[n] for n in ["id", *UPDATABLE]] for r in rows),
-                json_at={i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"})
-    sets = ", ".join(f"{qn(f.column)} = u.{qn(f.column)}" for f in fields[1:])
-    distinct = " OR ".join(f"c.{qn(f.column)} IS DISTINCT FROM u.{qn(f.column)}" for f in fields[1:])
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {qn(meta.db_table)} AS c SET {sets} FROM _engine_update AS u "
-                       f"WHERE c.id = u.id AND ({distinct})")
-
-
-def _copy(model, columns, rows):
-    fields = [model._meta.get_field(c) for c in columns]  # attnames are looked up too
-    _copy_table(model._meta.db_table, [f.column for f in fields], rows,
-                json_at={i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"})
-
-
-def _copy_table(table: str, columns: list[str], rows, *, json_at=frozenset()):
-    """COPY plain value lists into `table`. A unique violation (a concurrent write of the same
-    phone or email) comes back as Django's IntegrityError, like any ORM write's."""
-    from psycopg.types.json import Jsonb
-
-    qn = connection.ops.quote_name
-    sql = f"COPY {qn(table)} ({', '.join(qn(c) for c in columns)}) FROM STDIN"
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(sql) as copy:
-            for row in rows:
-                row = list(row)
-                for i in json_at:
-                    if row[i] is not None:
-                        row[i] = Jsonb(row[i])
-                copy.write_row(row)
 
 
 def _insert_rows(model, columns, rows, pg: bool):
     if not rows:
         return
     if pg:
-        _copy(model, columns, rows)
+        pgcopy.copy_rows(model, columns, rows)
     else:
         model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=500)
-
-
-class _own_tag_ids:
-    """PostgreSQL, within the batch's transaction: the contacts' `tag_ids` trigger (contacts
-    migration 0004) stands aside while the engine writes links, because the engine writes
-    `tag_ids` itself — in a new contact's own row, and by one UPDATE for existing contacts."""
-
-    def __init__(self, pg):
-        self.pg = pg
-
-    def __enter__(self):
-        if self.pg:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('contacts.tag_sync_off', 'on', true)")
-
-    def __exit__(self, *exc):
-        if exc[0] is None and self.pg:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('contacts.tag_sync_off', 'off', true)")
-        return False
-
-
-def _resync_tag_ids(contact_ids) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE contacts_contact AS c SET tag_ids = COALESCE((SELECT jsonb_agg("
-            "ct.tag_id ORDER BY ct.tag_id) FROM contacts_contacttag ct WHERE ct.contact_id = c.id), '[]'::jsonb) "
-            "WHERE c.id = ANY(%s)",
-            [list(contact_ids)],
-        )
 
 
 def _write_preferences(batch: _Batch, plans: list[Planned], pg: bool):
@@ -642,6 +569,8 @@ def _write_events(batch: _Batch, plans: list[Planned], tags: dict, *, event_kind
                 data["changes"]["tags"] = {"added": p.tags_added}
         if event_kind:
             data = {**event_data, "outcome": p.outcome, **data}
+            if p.outcome == "updated":
+                data["fields"] = sorted([*p.changes, *(["tags"] if p.tags_added else [])])
         elif p.outcome == "created" and p.tags_added:
             data["tags"] = p.tags_added
         if p.outcome == "created" or data.get("changes") or event_kind:

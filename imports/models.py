@@ -156,3 +156,28 @@ class StagedRow(models.Model):
 
     def __str__(self):
         return f"{self.job_id}:{self.seq}"
+
+
+class ImportChange(models.Model):
+    """Provenance for undo: what one import did to one contact, written in the chunk's own
+    transaction. `before`/`after` hold the changed fields' values ({} for a created contact)."""
+
+    class Outcome(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="changes")
+    contact_id = models.UUIDField(help_text="The contact written (no foreign key: the record outlives a purge).")
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    tags_added = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["job", "id"], name="import_change_by_job"),
+            models.Index(fields=["contact_id"], name="import_change_by_contact"),
+        ]
+
+    def __str__(self):
+        return f"{self.job_id}: {self.outcome} {self.contact_id}"

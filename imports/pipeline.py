@@ -25,17 +25,16 @@ from itertools import islice
 
 from django.core.files.base import File
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
+from contacts import pgcopy
 from contacts.models import Contact, ContactEvent, ContactTag
-from contacts.normalize import offline_textability
-from contacts.services import tags_ensure
+from contacts.upsert import Actor, MatchConflict, upsert_contacts
 from contacts.validation import custom_field_definitions
 
-from . import pgcopy
 from .mapping import MappingError, build_plan
-from .models import ImportJob, ImportRowError, StagedRow
+from .models import ImportChange, ImportJob, ImportRowError, StagedRow
 from .normalize_row import RowResult, normalize_record
 from .readers.base import RawRecord, ReaderError, SourceRow
 from .readers.detect import HEAD_BYTES_NEEDED, detect_format
@@ -505,7 +504,10 @@ class ChunkOutcome:
 
 
 class ChunkWriter:
-    """Matches, compares and writes one chunk of groups. Queries: a constant number per chunk."""
+    """One chunk of folded groups through the contact write engine (contacts.upsert), plus what
+    only an import has: counters, row errors and warnings, the dry run's per-row detail, list
+    membership and the provenance for undo (ImportChange). Queries: a constant number per chunk.
+    """
 
     def __init__(self, job: ImportJob, groups: list[Group]):
         self.job = job
@@ -515,30 +517,54 @@ class ChunkWriter:
         self.counters = dict.fromkeys(ImportJob.COUNTERS, 0)
         self.details = []
         self.errors: list[ImportRowError] = []
-        self.creates: dict[int, Contact] = {}  # id(contact) -> contact
-        self.updates: dict = {}  # contact pk -> (contact, set of fields)
-        self.new_tags: dict = {}  # contact -> set of tag names
-        self.touched: dict = {}  # contact -> {"outcome", "fields"}
-        self.opted_out: list[Contact] = []
 
     def run(self) -> ChunkOutcome:
-        phones = {g.data["phone"] for g in self.groups if g.data.get("phone")}
-        keys = {g.data["email_key"] for g in self.groups if g.data.get("email_key")}
-        existing = list(Contact.objects.for_org(self.org).filter(Q(phone__in=phones) | Q(email_key__in=keys)))
-        self.by_phone = {c.phone: c for c in existing if c.phone}
-        self.by_email = {c.email_key: c for c in existing if c.email_key}
-        self.tag_keys = {}
-        for contact_id, key in ContactTag.objects.filter(contact__in=existing).values_list("contact_id", "tag__key"):
-            self.tag_keys.setdefault(contact_id, set()).add(key)
-        for group in self.groups:
-            self.apply(group)
-        if self.job.dry_run:
-            ImportRowError.objects.bulk_create(self.errors, batch_size=1000)  # the report, even in a dry run
-        else:
-            self.write()
+        job = self.job
+        actor = Actor(user=job.created_by, api_key=job.created_by_key, label=f"import {job.pk}", source="import")
+        plans = upsert_contacts(org=self.org, rows=[g.data for g in self.groups], actor=actor, mode=job.mode,
+                                dry_run=job.dry_run, event_kind=ContactEvent.Kind.IMPORTED,
+                                event_data={"import_id": job.pk})
+        members = []
+        for group, plan in zip(self.groups, plans, strict=True):
+            self.account(group, plan)
+            if plan.outcome in ("created", "updated", "unchanged"):
+                members.append(plan.contact_id)
+        _insert(ImportRowError, self.errors)  # the report, even in a dry run
+        if not job.dry_run:
+            _insert_rows(ImportChange, ("job_id", "contact_id", "outcome", "before", "after", "tags_added"),
+                         [(job.pk, p.contact_id, p.outcome, {k: v[0] for k, v in p.changes.items()},
+                           {k: v[1] for k, v in p.changes.items()}, p.tags_added)
+                          for p in plans if p.written])
+            if job.contact_list_id and members:
+                from segments.services import list_add_members_bulk
+
+                list_add_members_bulk(list_id=job.contact_list_id, contact_ids=members, job=job, at=self.now)
         return ChunkOutcome(self.counters, self.details)
 
-    # -- planning ---------------------------------------------------------------------------
+    def account(self, group: Group, plan):
+        if plan.outcome == "error":
+            self.fail(group, _row_message(plan.error, group.data), plan.error.code)
+            return
+        if plan.outcome == "skipped":
+            self.counters["skipped"] += len(group.lines)
+            self.detail(group, "skipped", reason=plan.reason)
+            return
+        self.counters["merged"] += len(group.lines) - 1
+        self.counters[plan.outcome] += 1
+        for issue in plan.issues:
+            self.errors.append(ImportRowError(job=self.job, line=group.lines[0], column=issue.field,
+                                              value=issue.value[:2000], message=issue.message,
+                                              severity="warning", code="limit"))
+        extra = {}
+        if plan.outcome == "updated":
+            extra["fields"] = sorted(plan.changes) + (["tags"] if plan.tags_added else [])
+            extra["changes"] = plan.changes  # old → new, for the dry run's report
+        elif plan.outcome == "created":
+            extra["fields"] = plan.fields
+        if plan.outcome != "created":
+            extra["contact_id"] = str(plan.contact_id)
+        self.detail(group, plan.outcome, **extra)
+
     def fail(self, group: Group, message: str, code: str):
         self.counters["failed"] += len(group.lines)
         cells = StagedRow.objects.filter(job=self.job, seq=group.first_seq).values_list("cells", flat=True).first()
@@ -551,192 +577,12 @@ class ChunkWriter:
         if self.job.dry_run and len(self.details) < DRY_RUN_DETAIL_LIMIT:
             self.details.append({"line": group.lines[0], "lines": group.lines[:20], "outcome": outcome, **extra})
 
-    def apply(self, group: Group):
-        data = group.data
-        by_phone = self.by_phone.get(data.get("phone")) if data.get("phone") else None
-        by_email = self.by_email.get(data.get("email_key")) if data.get("email_key") else None
-        if by_phone is not None and by_email is not None and by_phone is not by_email:
-            self.fail(group, f"The phone {data['phone']} belongs to contact {by_phone.pk} and the email "
-                      f"{data['email']} to contact {by_email.pk}: fix one of them.", "conflict")
-            return
-        contact = by_phone or by_email
-        mode = self.job.mode
-        if (contact is None and mode == ImportJob.Mode.UPDATE_ONLY) or (
-                contact is not None and mode == ImportJob.Mode.CREATE_ONLY):
-            self.counters["skipped"] += len(group.lines)
-            self.detail(group, "skipped", reason="unknown contact" if contact is None else "existing contact")
-            return
-        self.counters["merged"] += len(group.lines) - 1
-        if contact is None:
-            contact = self.plan_create(data)
-            outcome, fields = "created", sorted(k for k in data if k != "email_key")
-        else:
-            fields = self.plan_update(contact, data)
-            outcome = "updated" if fields else "unchanged"
-        self.counters[outcome] += 1
-        self.detail(group, outcome, **({"fields": fields} if outcome != "unchanged" else {}),
-                    **({"contact_id": str(contact.pk)} if outcome != "created" else {}))
-        if outcome != "unchanged":
-            entry = self.touched.setdefault(id(contact), {"contact": contact, "outcome": outcome, "fields": set()})
-            entry["fields"].update(fields)
 
-    def plan_create(self, data: dict) -> Contact:
-        contact = Contact(organization=self.org, created_at=self.now, updated_at=self.now,
-                          **{k: v for k, v in data.items() if k not in ("tags", "opted_out", "birthday")})
-        if data.get("birthday"):
-            contact.birthday = data["birthday"]
-        if contact.phone:
-            contact.is_textable = offline_textability(contact.phone)
-            contact.textable_checked_at = self.now
-        if data.get("opted_out"):
-            contact.opted_out, contact.opted_out_at, contact.opt_out_source = True, self.now, "import"
-            self.opted_out.append(contact)
-        self.creates[id(contact)] = contact
-        if contact.phone:
-            self.by_phone[contact.phone] = contact
-        if contact.email_key:
-            self.by_email[contact.email_key] = contact
-        if data.get("tags"):
-            self.new_tags.setdefault(id(contact), (contact, set()))[1].update(data["tags"])
-        return contact
-
-    def plan_update(self, contact: Contact, data: dict) -> list[str]:
-        changed = set()
-
-        def set_field(name, value):
-            if getattr(contact, name) != value:
-                setattr(contact, name, value)
-                changed.add(name)
-
-        for name, value in data.items():
-            if name in ("tags", "opted_out", "email_key", "secondary_phones", "secondary_emails", "custom_fields"):
-                continue
-            if name == "phone" and contact.phone and contact.phone != value:
-                # Matched by email while it has another number: the row's number is one more of
-                # the contact's, kept aside. Replacing the primary would make two rows sharing an
-                # email flip it on every import of the same file.
-                self._keep_aside(contact, "secondary_phones", value, changed)
-                continue
-            if name == "email" and contact.email and contact.email_key != data["email_key"]:
-                self._keep_aside(contact, "secondary_emails", contact.email, changed)
-            if name == "birthday":
-                value = _as_date(value)
-            set_field(name, value)
-        if "phone" in changed:
-            self.by_phone[contact.phone] = contact
-            contact.is_textable = offline_textability(contact.phone)
-            contact.textable_checked_at = self.now
-            changed.update({"is_textable", "textable_checked_at"})
-        if "email" in changed:
-            contact.email_key = data["email_key"]
-            self.by_email[contact.email_key] = contact
-            changed.add("email_key")
-        for name in ("secondary_phones", "secondary_emails"):
-            primary = contact.phone if name == "secondary_phones" else contact.email
-            for value in data.get(name, []):
-                if value != primary:
-                    self._keep_aside(contact, name, value, changed)
-        if data.get("custom_fields"):
-            merged = {**(contact.custom_fields or {}), **data["custom_fields"]}
-            if len(merged) > 20:
-                merged = contact.custom_fields  # the limit holds: keep what the contact has
-            set_field("custom_fields", merged)
-        if data.get("opted_out") and not contact.opted_out:
-            contact.opted_out, contact.opted_out_at, contact.opt_out_source = True, self.now, "import"
-            changed.update({"opted_out", "opted_out_at", "opt_out_source"})
-            self.opted_out.append(contact)
-        if data.get("tags"):
-            have = self.tag_keys.get(contact.pk, set())
-            new = {t for t in data["tags"] if t.casefold() not in have}
-            if new:
-                self.new_tags.setdefault(id(contact), (contact, set()))[1].update(new)
-                self.tag_keys.setdefault(contact.pk, set()).update(t.casefold() for t in new)
-                changed.add("tags")
-        if changed - {"tags"} and id(contact) not in self.creates:
-            entry = self.updates.setdefault(contact.pk, (contact, set()))
-            entry[1].update(changed - {"tags"})
-        return sorted(changed - {"email_key", "is_textable", "textable_checked_at", "opted_out_at", "opt_out_source"})
-
-    @staticmethod
-    def _keep_aside(contact, name, value, changed):
-        current = list(getattr(contact, name) or [])
-        if value not in current and len(current) < 20:
-            setattr(contact, name, current + [value])
-            changed.add(name)
-
-    # -- writing ----------------------------------------------------------------------------
-    def write(self):
-        with pgcopy.own_tag_ids():
-            self._write_contacts()
-        self._write_events()
-
-    def _write_contacts(self):
-        pg = pgcopy.supported()
-        tags = {}
-        if self.new_tags:
-            all_names = {name for _, names in self.new_tags.values() for name in names}
-            tags = {t.key: t for t in tags_ensure(org=self.org, names=all_names)}
-            if pg:  # a new contact's tag ids go in with its own row (the trigger is off)
-                for contact, names in self.new_tags.values():
-                    if id(contact) in self.creates:
-                        contact.tag_ids = sorted({tags[n.casefold()].pk for n in names if n.casefold() in tags})
-        if self.creates:
-            _insert(Contact, list(self.creates.values()))
-        if self.updates:
-            fields = set().union(*(f for _, f in self.updates.values())) | {"updated_at"}
-            contacts = []
-            for contact, _ in self.updates.values():
-                contact.updated_at = self.now
-                contacts.append(contact)
-            if pg:
-                pgcopy.update_objects(Contact, contacts, sorted(fields))
-            else:
-                Contact.objects.bulk_update(contacts, sorted(fields), batch_size=500)
-        if self.new_tags:
-            links = [(contact.pk, tags[name.casefold()].pk)
-                     for contact, names in self.new_tags.values() for name in names if name.casefold() in tags]
-            # Only links the chunk found missing: a concurrent identical link fails the chunk,
-            # which is then redone from a fresh read.
-            _insert_rows(ContactTag, ("contact_id", "tag_id"), links)
-            if pg:  # existing contacts that gained links: tag_ids from the links, in one UPDATE
-                pgcopy.resync_tag_ids([c.pk for c, _ in self.new_tags.values() if id(c) not in self.creates],
-                                      self.now)
-            else:
-                tagged_only = [c.pk for c, _ in self.new_tags.values()
-                               if id(c) not in self.creates and c.pk not in self.updates]
-                if tagged_only:
-                    Contact.objects.filter(pk__in=tagged_only).update(updated_at=self.now)
-
-    def _write_events(self):
-        job = self.job
-        common = (self.org.pk, self.now, job.created_by_id, job.created_by_key_id, f"import {job.pk}")
-        events = [
-            (entry["contact"].pk, ContactEvent.Kind.IMPORTED.value,
-             {"import_id": job.pk, "outcome": entry["outcome"], "fields": sorted(entry["fields"])}, *common)
-            for entry in self.touched.values()
-        ]
-        events += [(c.pk, ContactEvent.Kind.OPTED_OUT.value, {"channel": None, "source": "import", "import_id": job.pk},
-                    *common) for c in self.opted_out]
-        _insert_rows(ContactEvent, ("contact_id", "kind", "data", "organization_id", "created_at", "actor_user_id",
-                                    "actor_api_key_id", "actor_label"), events)
-        if job.contact_list_id:
-            self.add_to_list([entry["contact"] for entry in self.touched.values()]
-                             + [c for c in self._unchanged_contacts()])
-        _insert(ImportRowError, self.errors)
-
-    def _unchanged_contacts(self):
-        touched = {id(e["contact"]) for e in self.touched.values()}
-        seen = set()
-        for group in self.groups:
-            contact = self.by_phone.get(group.data.get("phone")) or self.by_email.get(group.data.get("email_key"))
-            if contact is not None and id(contact) not in touched and id(contact) not in seen and contact.pk:
-                seen.add(id(contact))
-                yield contact
-
-    def add_to_list(self, contacts):
-        from segments.services import list_add_members_bulk
-
-        list_add_members_bulk(list_id=self.job.contact_list_id, contacts=contacts, job=self.job, at=self.now)
+def _row_message(error, data: dict) -> str:
+    if isinstance(error, MatchConflict) and error.extra.get("phone_contact_id"):
+        return (f"The phone {data.get('phone')} belongs to contact {error.extra['phone_contact_id']} and the email "
+                f"{data.get('email')} to contact {error.extra['email_contact_id']}: fix one of them.")
+    return error.message
 
 
 def _insert(model, objects):

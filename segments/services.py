@@ -121,9 +121,9 @@ def list_add_queryset(*, contact_list: ContactList, queryset, actor: Actor) -> t
     return added, already
 
 
-def list_add_members_bulk(*, list_id: int, contacts, job=None, at=None) -> int:
-    """The importer's entry point: adds `contacts` (Contact objects of the list's organization,
-    already validated by the import) to the list `list_id`, in chunks of 1000.
+def list_add_members_bulk(*, list_id: int, contact_ids, job=None, at=None) -> int:
+    """The importer's entry point: adds `contact_ids` (contacts of the list's organization,
+    written by the import itself) to the list `list_id`, in chunks of 1000.
 
     Returns the number added. Writes `list_added` events (with the import id) for those only. A
     list deleted since the import started is skipped. Four queries per 1000 contacts.
@@ -134,7 +134,7 @@ def list_add_members_bulk(*, list_id: int, contacts, job=None, at=None) -> int:
     actor = Actor(label=f"import {job.pk}" if job is not None else "import", source="import")
     at = at or timezone.now()
     extra = {"import_id": job.pk} if job is not None else {}
-    wanted = list(dict.fromkeys(c.pk for c in contacts if c.organization_id == contact_list.organization_id))
+    wanted = list(dict.fromkeys(contact_ids))
     added = 0
     for start in range(0, len(wanted), MAX_IDS_PER_CALL):
         chunk = wanted[start:start + MAX_IDS_PER_CALL]

@@ -225,7 +225,8 @@ def test_nul_characters_past_the_head_and_in_vcards_are_removed_with_a_warning(a
 def test_a_big_import_refreshes_planner_statistics_between_chunks_and_still_lands(acme, monkeypatch):
     # The thresholds lowered so this small file takes the path of a 1M-row one: ANALYZE before
     # every chunk (a no-op on SQLite), and the import is unchanged.
-    from imports import pgcopy, pipeline
+    from contacts import pgcopy
+    from imports import pipeline
 
     monkeypatch.setattr(pipeline, "ANALYZE_MIN_GROUPS", 0)
     monkeypatch.setattr(pipeline, "ANALYZE_EVERY_CHUNKS", 1)

@@ -1,13 +1,14 @@
-"""PostgreSQL fast paths for the import's bulk writes (COPY; one UPDATE … FROM VALUES).
+"""PostgreSQL fast paths for the write engine's and the importer's bulk writes (COPY; one
+UPDATE … FROM a COPYed temporary table).
 
 The ORM's bulk_create sends multi-row INSERTs that psycopg must re-parse (~7k rows/s here) and
 bulk_update builds one CASE per column per row; COPY streams rows at ~33k+/s into an indexed
-table. Other databases use the ORM (`supported()` says which).
+table. Other databases use the ORM (`supported()` says which). A unique violation inside a COPY
+comes back as Django's IntegrityError, like any ORM write's, so that callers retry a race with
+a concurrent write the same way whatever wrote the row.
 """
 
 from __future__ import annotations
-
-import json
 
 from django.db import connection
 from django.db.models import JSONField
@@ -27,15 +28,15 @@ def copy_objects(model, objects, fields=None) -> None:
     copy_rows(model, attnames, ([obj.__dict__[name] for name in attnames] for obj in objects))
 
 
-def copy_rows(model, columns, rows) -> None:
-    """COPY plain tuples into `model`'s table: `columns` are attnames (e.g. "contact_id").
-    No model instance per row: for the import's tag links and events, whose instances cost more
-    to build than the COPY costs to send."""
-    fields = [model._meta.get_field(name) for name in columns]
+def copy_rows(model, columns, rows, *, table: str | None = None) -> None:
+    """COPY plain tuples into `model`'s table (or `table`, shaped like it): `columns` are
+    attnames (e.g. "contact_id"). No model instance per row."""
+    fields = [model._meta.get_field(name) for name in columns]  # get_field knows attnames too
     json_at = [i for i, f in enumerate(fields) if isinstance(f, JSONField)]
-    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    sql = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({names}) FROM STDIN"
-    with connection.cursor() as cursor:
+    qn = connection.ops.quote_name
+    names = ", ".join(qn(f.column) for f in fields)
+    sql = f"COPY {qn(table or model._meta.db_table)} ({names}) FROM STDIN"
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         with cursor.cursor.copy(sql) as copy:
             if not json_at:
                 for row in rows:
@@ -51,40 +52,32 @@ def copy_rows(model, columns, rows) -> None:
                 copy.write_row(row)
 
 
-def update_objects(model, objects, field_names) -> None:
-    """One `UPDATE … FROM (VALUES …)` per 1000 objects, setting `field_names` from each object."""
-    if not objects:
-        return
+def update_rows(model, columns, rows) -> int:
+    """Sets `columns` (attnames; the first is the primary key) from `rows`: one COPY into a
+    temporary table and one `UPDATE … FROM` it, whatever the count. A row whose values are
+    all equal to the stored ones is not written (`IS DISTINCT FROM`). Returns the rows written."""
     meta = model._meta
-    fields = [meta.get_field(name) for name in field_names]
-    pk = meta.pk
     qn = connection.ops.quote_name
-    for start in range(0, len(objects), 1000):
-        batch = objects[start : start + 1000]
-        params, rows = [], []
-        for obj in batch:
-            placeholders = [f"%s::{pk.db_type(connection)}"]
-            params.append(pk.get_db_prep_save(getattr(obj, pk.attname), connection))
-            for f in fields:
-                value = getattr(obj, f.attname)
-                if isinstance(f, JSONField):
-                    params.append(None if value is None else json.dumps(value))
-                else:
-                    params.append(f.get_db_prep_save(value, connection))
-                placeholders.append(f"%s::{f.db_type(connection)}")
-            rows.append("(" + ", ".join(placeholders) + ")")
-        names = ", ".join(["_pk"] + [f"_{f.column}" for f in fields])
-        sets = ", ".join(f"{qn(f.column)} = v._{f.column}" for f in fields)
-        sql = (f"UPDATE {qn(meta.db_table)} AS t SET {sets} FROM (VALUES {', '.join(rows)}) AS v({names}) "
-               f"WHERE t.{qn(pk.column)} = v._pk")
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    fields = [meta.get_field(name) for name in columns]
+    table = f"_update_{meta.db_table}_{len(columns)}_{abs(hash(tuple(columns))) % 10**8}"
+    definition = ", ".join(f"{qn(f.column)} {f.db_type(connection)}" for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({definition}) ON COMMIT DELETE ROWS")
+    copy_rows(model, columns, rows, table=table)
+    sets = ", ".join(f"{qn(f.column)} = u.{qn(f.column)}" for f in fields[1:])
+    distinct = " OR ".join(f"c.{qn(f.column)} IS DISTINCT FROM u.{qn(f.column)}" for f in fields[1:])
+    pk = qn(fields[0].column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {qn(meta.db_table)} AS c SET {sets} FROM {table} AS u "
+                       f"WHERE c.{pk} = u.{pk} AND ({distinct})")
+        return cursor.rowcount
 
 
 class own_tag_ids:
-    """PostgreSQL, within the chunk's transaction: the contacts' `tag_ids` trigger (contacts migration 0004)
-    stands aside while the importer writes tag links, because the importer writes `tag_ids`
-    itself — in a new contact's own COPY row, and by `resync_tag_ids` for existing contacts."""
+    """PostgreSQL, within the caller's transaction: the contacts' `tag_ids` trigger (contacts
+    migration 0004) stands aside while the write engine writes tag links, because the engine
+    writes `tag_ids` itself — in a new contact's own COPY row, and by `resync_tag_ids` for
+    existing contacts."""
 
     def __enter__(self):
         if supported():
@@ -98,16 +91,16 @@ class own_tag_ids:
         return False
 
 
-def resync_tag_ids(contact_ids, updated_at) -> None:
+def resync_tag_ids(contact_ids) -> None:
     """What the trigger does, for the existing contacts that gained links, in one statement."""
     if not contact_ids:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE contacts_contact AS c SET updated_at = %s, tag_ids = COALESCE((SELECT jsonb_agg("
+            "UPDATE contacts_contact AS c SET tag_ids = COALESCE((SELECT jsonb_agg("
             "ct.tag_id ORDER BY ct.tag_id) FROM contacts_contacttag ct WHERE ct.contact_id = c.id), '[]'::jsonb) "
             "WHERE c.id = ANY(%s)",
-            [updated_at, list(contact_ids)],
+            [list(contact_ids)],
         )
 
 
