@@ -561,7 +561,7 @@ def _write_events(batch: _Batch, plans: list[Planned], tags: dict, *, event_kind
     for p in plans:
         if p.outcome == "created":
             kind = event_kind or ContactEvent.Kind.CREATED
-            data = {"fields": p.fields}
+            data = {"fields": p.fields, **({"tags": p.tags_added} if p.tags_added else {})}
         else:
             kind = event_kind or ContactEvent.Kind.MERGED
             data = {"changes": dict(p.changes)}
@@ -571,8 +571,6 @@ def _write_events(batch: _Batch, plans: list[Planned], tags: dict, *, event_kind
             data = {**event_data, "outcome": p.outcome, **data}
             if p.outcome == "updated":
                 data["fields"] = sorted([*p.changes, *(["tags"] if p.tags_added else [])])
-        elif p.outcome == "created" and p.tags_added:
-            data["tags"] = p.tags_added
         if p.outcome == "created" or data.get("changes") or event_kind:
             events.append((p.contact_id, kind, data, *tail))
         for channel in p.opt_outs:

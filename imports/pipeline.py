@@ -19,12 +19,13 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
 from django.core.files.base import File
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InternalError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -276,17 +277,38 @@ def run_import(job_id: int) -> None:
         return
     except Exception as exc:
         logger.exception("Import %s crashed", job.pk)
-        _finish(job, ImportJob.Status.FAILED, error=f"The import stopped on an internal error ({type(exc).__name__}). "
-                "The rows written so far are kept; support has the details.")
+        _finish(job, ImportJob.Status.FAILED, resumable=True,
+                error=f"The import stopped on an internal error ({type(exc).__name__}). The rows written so far "
+                "are kept; resume it to go on from the last committed chunk.")
         raise
     _finish(job, ImportJob.Status.SUCCEEDED)
 
 
-def _finish(job: ImportJob, status, error: str = ""):
-    StagedRow.objects.filter(job=job).delete()
+def import_resume(job: ImportJob) -> ImportJob:
+    """Queues a failed import again: it goes on from its last committed chunk (the staged rows
+    were kept) and ends in the state of an uninterrupted run. Raises ImportRefused for an import
+    that did not stop on an error (refused files, finished or running imports)."""
+    from contacts_crm.jobs import enqueue
+
+    with transaction.atomic():
+        locked = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if locked.status != ImportJob.Status.FAILED or locked.phase == ImportJob.Phase.DONE:
+            raise ImportRefused("Only an import that stopped on an error can be resumed"
+                                + (f"; this one is {locked.get_status_display().lower()}." if locked.status !=
+                                   ImportJob.Status.FAILED else ": this file was refused as a whole."))
+        locked.status, locked.error, locked.finished_at = ImportJob.Status.QUEUED, "", None
+        locked.save(update_fields=["status", "error", "finished_at"])
+        transaction.on_commit(lambda: enqueue(run_import, locked.pk))
+    return locked
+
+
+def _finish(job: ImportJob, status, error: str = "", resumable: bool = False):
+    if not resumable:
+        StagedRow.objects.filter(job=job).delete()
     job.refresh_from_db()
     job.status = status
-    job.phase = ImportJob.Phase.DONE
+    if not resumable:
+        job.phase = ImportJob.Phase.DONE
     job.error = error
     job.finished_at = timezone.now()
     job.total = sum(getattr(job, name) for name in ImportJob.COUNTERS)
@@ -457,6 +479,23 @@ ANALYZE_EVERY_CHUNKS = 50
 ANALYZE_MIN_GROUPS = 20_000
 
 
+CHUNK_ATTEMPTS = 5
+RETRY_BACKOFF = 0.2  # seconds, doubled per attempt
+# SQLSTATE classes and codes worth a retry: 40 (serialization failure, deadlock), 55P03 (lock not
+# available), 57014 (statement timeout / cancel), 08 (connection exceptions), 57P01 (admin shutdown).
+TRANSIENT_SQLSTATES = ("40", "55P03", "57014", "08", "57P01")
+
+
+def is_transient(exc: Exception) -> bool:
+    """Whether a database error is one that the same statements may not meet again."""
+    cause = exc.__cause__ or exc
+    sqlstate = getattr(cause, "sqlstate", None) or ""
+    if sqlstate:
+        return sqlstate.startswith(TRANSIENT_SQLSTATES)
+    text = str(exc).lower()  # SQLite and lost connections carry no SQLSTATE
+    return any(sign in text for sign in ("database is locked", "deadlock", "could not serialize", "connection"))
+
+
 def write_groups(job: ImportJob) -> None:
     """Pass 2: write each chunk of groups in one transaction with the job's counters.
 
@@ -470,7 +509,7 @@ def write_groups(job: ImportJob) -> None:
         if chunks % ANALYZE_EVERY_CHUNKS == 0 and job.groups_total >= ANALYZE_MIN_GROUPS:
             pgcopy.analyze(Contact, ContactTag)
         chunks += 1
-        for attempt in range(3):
+        for attempt in range(CHUNK_ATTEMPTS):
             try:
                 with transaction.atomic():
                     locked = ImportJob.objects.select_for_update().get(pk=job.pk)
@@ -491,8 +530,18 @@ def write_groups(job: ImportJob) -> None:
             except IntegrityError:
                 # A concurrent write (the API) took a phone or email this chunk meant to create:
                 # read the chunk's matches again and redo it.
-                if attempt == 2:
+                if attempt == CHUNK_ATTEMPTS - 1:
                     raise
+            except (OperationalError, InternalError) as exc:
+                # A deadlock with a concurrent write, a serialization failure, a lock or statement
+                # timeout, a lost connection: the chunk's transaction rolled back whole, so it is
+                # simply written again after a pause.
+                if attempt == CHUNK_ATTEMPTS - 1 or not is_transient(exc):
+                    raise
+                logger.warning("Import %s: chunk after %s retried (%s)", job.pk, after, exc)
+                if connection.needs_rollback or not connection.is_usable():
+                    connection.close()
+                time.sleep(RETRY_BACKOFF * 2 ** attempt)
         job.refresh_from_db()
         after = job.resume_seq
 

@@ -4,7 +4,7 @@ import json
 
 from rest_framework import serializers
 
-from .models import ImportJob, ImportRowError
+from .models import ImportChange, ImportJob, ImportRowError
 
 
 class ImportCreateSerializer(serializers.Serializer):
@@ -63,3 +63,9 @@ class ImportRowErrorSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportRowError
         fields = ["id", "line", "column", "value", "message", "severity", "code"]
+
+
+class ImportChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImportChange
+        fields = ["id", "contact_id", "outcome", "before", "after", "tags_added"]

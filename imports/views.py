@@ -14,12 +14,13 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from contacts.views import OrgViewMixin
+from contacts_crm.api.errors import Conflict
 from contacts_crm.api.pagination import paginate, paging_parameters
 from contacts_crm.api.permissions import request_actor
 
-from .models import ImportJob, ImportRowError
-from .pipeline import ImportRefused, start_import
-from .serializers import ImportCreateSerializer, ImportJobSerializer, ImportRowErrorSerializer
+from .models import ImportChange, ImportJob, ImportRowError
+from .pipeline import ImportRefused, import_resume, start_import
+from .serializers import ImportChangeSerializer, ImportCreateSerializer, ImportJobSerializer, ImportRowErrorSerializer
 
 
 class Echo:
@@ -124,6 +125,29 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
             qs = qs.filter(severity=severity)
         page = paginate(request, qs, sorts=("id", "-id"))
         return Response(page.body(ImportRowErrorSerializer(page.items, many=True).data))
+
+    @extend_schema(parameters=paging_parameters(("id", "-id")), responses=ImportChangeSerializer(many=True),
+                   description="What the import did to each contact it wrote: `before` and `after` hold the "
+                   "changed fields' values (empty for a created contact), `tags_added` the tags it added.")
+    @action(detail=True, methods=["get"])
+    def changes(self, request, pk=None):
+        job = get_object_or_404(self.get_queryset(), pk=pk)
+        page = paginate(request, ImportChange.objects.filter(job=job), sorts=("id", "-id"))
+        return Response(page.body(ImportChangeSerializer(page.items, many=True).data))
+
+    @extend_schema(request=None, responses={202: ImportJobSerializer,
+                                            409: OpenApiResponse(description="The import did not stop on an error.")},
+                   description="Resumes an import that stopped on an error from its last committed chunk; it "
+                   "ends in the state of an uninterrupted run.")
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        job = get_object_or_404(self.get_queryset(), pk=pk)
+        try:
+            job = import_resume(job)
+        except ImportRefused as exc:
+            raise Conflict(str(exc)) from None
+        job.refresh_from_db()
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"], url_path="errors.csv")

@@ -14,8 +14,18 @@ def _job(org):
     return {"id": job.pk}
 
 
+def _failed_job(org):
+    from imports.models import ImportJob
+
+    job = ImportJob.objects.create(organization=org, file_name="x.csv", format="csv", status="failed",
+                                   phase="writing", error="crashed")
+    return {"id": job.pk}
+
+
 register(
     Endpoint("GET", "/api/v1/imports", write=False),
+    Endpoint("GET", "/api/v1/imports/{id}/changes", write=False, make=_job),
+    Endpoint("POST", "/api/v1/imports/{id}/resume", write=True, make=_failed_job, ok_statuses=(202,)),
     Endpoint("POST", "/api/v1/imports", write=True, fmt="multipart", ok_statuses=(202,),
              body=lambda v: {"file": SimpleUploadedFile("c.csv", b"phone\r\n9195550100\r\n")}),
     Endpoint("GET", "/api/v1/imports/{id}", write=False, make=_job),

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 
 import pytest
 from django.conf import settings
@@ -87,3 +88,73 @@ def test_a_killed_import_resumes_to_the_uninterrupted_result(acme):
         assert getattr(job, name) == getattr(reference, name), name
     assert snapshot(acme) == snapshot(other)
     assert ImportRowError.objects.filter(job=job).count() == ImportRowError.objects.filter(job=reference).count()
+
+
+def _crash_on_chunk(monkeypatch, number, exc):
+    """Makes the `number`-th chunk write raise `exc` (once): a failure from inside the chunk's
+    transaction, as a lost connection or a crash would be."""
+    from imports import pipeline
+
+    real_run = pipeline.ChunkWriter.run
+    calls = {"n": 0}
+
+    def run(self):
+        calls["n"] += 1
+        if calls["n"] == number:
+            raise exc
+        return real_run(self)
+
+    monkeypatch.setattr(pipeline.ChunkWriter, "run", run)
+    return calls
+
+
+def test_a_failed_import_resumes_from_its_last_committed_chunk_to_the_uninterrupted_result(
+        acme, monkeypatch, settings, api):
+    from imports import pipeline
+
+    other = make_org(slug="initech")
+    data = big_file(600)
+    monkeypatch.setattr(pipeline, "CHUNK_GROUPS", 50)
+    reference = run_import_bytes(other, data)
+    _crash_on_chunk(monkeypatch, 4, RuntimeError("worker lost"))
+    # In-process the crash reaches the caller; an RQ worker catches it and fails the RQ job.
+    with pytest.raises(RuntimeError) if not settings.REDIS_URL else nullcontext():
+        run_import_bytes(acme, data)
+    job = ImportJob.objects.get(organization=acme)
+    assert job.status == "failed" and job.phase == "writing" and job.groups_done == 150
+    response = api.post(f"/api/v1/imports/{job.pk}/resume")
+    assert response.status_code == 202, response.content
+    job.refresh_from_db()
+    if job.status != "succeeded":  # with Redis the job waits in the queue
+        from .helpers import drain_queue
+
+        drain_queue()
+        job.refresh_from_db()
+    assert job.status == "succeeded" and job.attempts == 2
+    assert snapshot(acme) == snapshot(other)
+    assert [getattr(job, n) for n in ImportJob.COUNTERS] == [getattr(reference, n) for n in ImportJob.COUNTERS]
+    assert api.post(f"/api/v1/imports/{job.pk}/resume").status_code == 409  # finished: nothing to resume
+
+
+def test_a_transient_database_error_is_retried_and_the_import_ends_as_if_nothing_happened(acme, monkeypatch):
+    from django.db import OperationalError
+
+    from imports import pipeline
+
+    other = make_org(slug="initech")
+    data = big_file(300)
+    monkeypatch.setattr(pipeline, "CHUNK_GROUPS", 50)
+    monkeypatch.setattr(pipeline, "RETRY_BACKOFF", 0.01)
+    reference = run_import_bytes(other, data)
+    calls = _crash_on_chunk(monkeypatch, 2, OperationalError("deadlock detected"))
+    job = run_import_bytes(acme, data)
+    assert job.status == "succeeded" and calls["n"] > 2
+    assert snapshot(acme) == snapshot(other)
+    assert [getattr(job, n) for n in ImportJob.COUNTERS] == [getattr(reference, n) for n in ImportJob.COUNTERS]
+
+
+def test_a_refused_file_cannot_be_resumed(acme, api):
+    job = ImportJob.objects.create(organization=acme, file_name="x.csv", format="csv", status="failed",
+                                   phase="done", error="The file has no rows.")
+    response = api.post(f"/api/v1/imports/{job.pk}/resume")
+    assert response.status_code == 409 and "refused" in response.json()["error"]["message"]
