@@ -32,7 +32,7 @@ test: $(VENV)/.dev-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 worker: $(VENV)/.deps
-	DEBUG=$${DEBUG:-1} $(PY) manage.py rqworker default
+	DEBUG=$${DEBUG:-1} $(PY) manage.py rqworker default --with-scheduler --worker-class contacts_crm.jobs.CrmWorker
 
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .

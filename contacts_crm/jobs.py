@@ -16,6 +16,7 @@ import threading
 
 from django.conf import settings
 from django.db import close_old_connections, connections
+from rq import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -62,3 +63,44 @@ def enqueue(func, *args, job_timeout: int | None = None, **kwargs):
 
     threading.Thread(target=target, name=f"job-{getattr(func, '__name__', 'job')}", daemon=True).start()
     return None
+
+
+# --- the worker --------------------------------------------------------------------------------
+# `make worker` runs `manage.py rqworker default --with-scheduler --worker-class
+# contacts_crm.jobs.CrmWorker`: a plain RQ worker that, when it starts, runs the periodic checks
+# once and schedules them (RQ's scheduler, which --with-scheduler runs in the worker, moves them
+# to the queue when due; each check schedules its next run). A fixed job id per check keeps
+# several workers from stacking copies of it.
+def periodic_checks() -> list[tuple[str, int]]:
+    """(dotted path of a function taking no arguments, seconds between runs)."""
+    return [("imports.pipeline.requeue_stale_imports", max(10, settings.IMPORT_STALE_SECONDS // 2))]
+
+
+def run_periodic(path: str, every: int) -> None:
+    """The scheduled job: runs the check, then schedules its next run."""
+    from django.utils.module_loading import import_string
+
+    try:
+        import_string(path)()
+    finally:
+        schedule_periodic(path, every)
+
+
+def schedule_periodic(path: str, every: int) -> None:
+    from datetime import timedelta
+
+    get_queue().enqueue_in(timedelta(seconds=every), run_periodic, path, every, job_id=f"periodic-{path.replace('.', '_')}",
+                           job_timeout=600)
+
+
+class CrmWorker(Worker):
+    def work(self, *args, **kwargs):
+        from django.utils.module_loading import import_string
+
+        for path, every in periodic_checks():
+            try:
+                import_string(path)()
+                schedule_periodic(path, every)
+            except Exception:  # a failed check must not keep the worker from serving jobs
+                logger.exception("Periodic check %s failed at worker start", path)
+        return super().work(*args, **kwargs)

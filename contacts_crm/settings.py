@@ -136,6 +136,9 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", 512 * 1024 * 1024))
 IMPORT_CHUNK_GROUPS = int(os.environ.get("IMPORT_CHUNK_GROUPS", 2000))  # contacts per write transaction
+# An import whose worker gave no sign of life for this long is requeued and resumes (make worker's
+# scheduler checks at least this often; a worker starting checks at once).
+IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", 120))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 TEXTABILITY_PROVIDER = os.environ.get("TEXTABILITY_PROVIDER", "offline")

@@ -72,6 +72,10 @@ class ImportJob(models.Model):
     preview = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True, help_text="Dry run: what would happen, per row.")
     attempts = models.IntegerField(default=0)
+    runner = models.CharField(max_length=36, blank=True, default="", editable=False,
+                              help_text="The token of the process running the job; a requeued job gets a new one.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                        help_text="Last sign of life of the running job (each chunk, while reading).")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -102,6 +106,19 @@ class ImportJob(models.Model):
         if self.phase == self.Phase.WRITING:
             return 30 + int(70 * (self.groups_done / self.groups_total)) if self.groups_total else 30
         return 0
+
+    @property
+    def is_stalled(self) -> bool:
+        """Running, but its worker has given no sign of life for IMPORT_STALE_SECONDS: it is
+        requeued by the next stale-import check and resumes by itself."""
+        from datetime import timedelta
+
+        from django.conf import settings
+        from django.utils import timezone
+
+        beat = self.heartbeat_at or self.started_at
+        return (self.status == self.Status.RUNNING and beat is not None
+                and beat < timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS))
 
     @property
     def is_finished(self) -> bool:

@@ -20,6 +20,7 @@ import io
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -264,8 +265,12 @@ def run_import(job_id: int) -> None:
     job = ImportJob.objects.select_related("organization").get(pk=job_id)
     if job.is_finished:
         return
+    now = timezone.now()
+    # A new runner token: a runner still alive after its job was requeued (a worker thought dead)
+    # sees it at its next heartbeat and stops, so two runners never stage the same job.
     ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportJob.Status.RUNNING, attempts=F("attempts") + 1, started_at=job.started_at or timezone.now()
+        status=ImportJob.Status.RUNNING, attempts=F("attempts") + 1, started_at=job.started_at or now,
+        runner=uuid.uuid4().hex, heartbeat_at=now,
     )
     job.refresh_from_db()
     try:
@@ -275,6 +280,9 @@ def run_import(job_id: int) -> None:
     except ImportRefused as exc:
         _finish(job, ImportJob.Status.FAILED, error=str(exc))
         return
+    except RunnerReplaced:
+        logger.warning("Import %s: another runner took over; this one stops", job.pk)
+        return
     except Exception as exc:
         logger.exception("Import %s crashed", job.pk)
         _finish(job, ImportJob.Status.FAILED, resumable=True,
@@ -282,6 +290,43 @@ def run_import(job_id: int) -> None:
                 "are kept; resume it to go on from the last committed chunk.")
         raise
     _finish(job, ImportJob.Status.SUCCEEDED)
+
+
+class RunnerReplaced(Exception):
+    """The job was requeued while this runner was still at it: the new runner goes on."""
+
+
+def heartbeat(job: ImportJob, **progress) -> None:
+    """Records a sign of life (and `progress` fields) for the running job; raises RunnerReplaced
+    when another runner has taken the job over."""
+    if not ImportJob.objects.filter(pk=job.pk, runner=job.runner).update(heartbeat_at=timezone.now(), **progress):
+        raise RunnerReplaced(job.pk)
+
+
+def requeue_stale_imports(*, stale_seconds: int | None = None) -> list[int]:
+    """Requeues running imports whose heartbeat is older than IMPORT_STALE_SECONDS (their worker
+    died: SIGKILL, a lost machine); each resumes from its last committed chunk. Returns their
+    ids. Run when a worker starts and periodically by its scheduler (contacts_crm.jobs)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from contacts_crm.jobs import enqueue
+
+    seconds = settings.IMPORT_STALE_SECONDS if stale_seconds is None else stale_seconds
+    limit = timezone.now() - timedelta(seconds=seconds)
+    requeued = []
+    with transaction.atomic():
+        stale = (ImportJob.objects.select_for_update(skip_locked=True)
+                 .filter(status=ImportJob.Status.RUNNING, heartbeat_at__lt=limit))
+        for job in stale:
+            job.status, job.runner = ImportJob.Status.QUEUED, ""
+            job.save(update_fields=["status", "runner"])
+            requeued.append(job.pk)
+            logger.warning("Import %s: no heartbeat since %s; requeued", job.pk, job.heartbeat_at)
+    for pk in requeued:
+        enqueue(run_import, pk)
+    return requeued
 
 
 def import_resume(job: ImportJob) -> ImportJob:
@@ -329,6 +374,8 @@ def _error_rows(job, result: RowResult, cells) -> list[ImportRowError]:
 def stage_rows(job: ImportJob) -> None:
     """Pass 1: read, normalize and stage every record. Restarts from the top when resumed."""
     with transaction.atomic():
+        if ImportJob.objects.select_for_update().get(pk=job.pk).runner != job.runner:
+            raise RunnerReplaced(job.pk)
         StagedRow.objects.filter(job=job).delete()
         job.row_errors.all().delete()
         job.phase = ImportJob.Phase.READING
@@ -357,10 +404,8 @@ def stage_rows(job: ImportJob) -> None:
                                                   message=warning.message.replace("\x00", "\\x00"),
                                                   severity="warning", code="reader")
                 source.reader_warnings.clear()
-                ImportJob.objects.filter(pk=job.pk).update(
-                    rows_read=seq, bytes_read=counting.count, skipped=F("skipped") + skipped,
-                    failed=F("failed") + failed,
-                )
+                heartbeat(job, rows_read=seq, bytes_read=counting.count, skipped=F("skipped") + skipped,
+                          failed=F("failed") + failed)
             staged, errors, skipped, failed = [], [], 0, 0
 
         for record, cells in source.records:
@@ -384,8 +429,7 @@ def stage_rows(job: ImportJob) -> None:
     with transaction.atomic():
         fold_groups(job)
         groups = StagedRow.objects.filter(job=job).values("group_seq").distinct().count()
-        ImportJob.objects.filter(pk=job.pk).update(phase=ImportJob.Phase.WRITING, groups_total=groups,
-                                                   bytes_read=job.file_size)
+        heartbeat(job, phase=ImportJob.Phase.WRITING, groups_total=groups, bytes_read=job.file_size)
     job.refresh_from_db()
 
 
@@ -513,11 +557,14 @@ def write_groups(job: ImportJob) -> None:
             try:
                 with transaction.atomic():
                     locked = ImportJob.objects.select_for_update().get(pk=job.pk)
+                    if locked.runner != job.runner:
+                        raise RunnerReplaced(job.pk)
                     if locked.resume_seq != after:
                         break  # someone else wrote this chunk: go on from where they are
                     outcome = ChunkWriter(locked, groups).run()
                     ImportJob.objects.filter(pk=job.pk).update(
                         resume_seq=groups[-1].first_seq, groups_done=F("groups_done") + len(groups),
+                        heartbeat_at=timezone.now(),
                         processed=F("processed") + sum(len(g.lines) for g in groups),
                         **{name: F(name) + value for name, value in outcome.counters.items()},
                     )

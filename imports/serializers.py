@@ -39,12 +39,14 @@ class ImportJobSerializer(serializers.ModelSerializer):
     counters = serializers.SerializerMethodField()
     list_id = serializers.IntegerField(source="contact_list_id", read_only=True)
     errors_url = serializers.SerializerMethodField()
+    stalled = serializers.BooleanField(source="is_stalled", read_only=True,
+                                       help_text="Running, but its worker stopped answering: it is being resumed.")
 
     class Meta:
         model = ImportJob
         fields = ["id", "file_name", "format", "mode", "has_header", "mapping", "custom_unmapped", "default_region",
-                  "list_id", "dry_run", "status", "error", "progress", "counters", "preview", "result",
-                  "errors_url", "created_at", "started_at", "finished_at"]
+                  "list_id", "dry_run", "status", "stalled", "error", "progress", "counters", "preview", "result",
+                  "errors_url", "created_at", "started_at", "finished_at", "heartbeat_at"]
 
     def get_progress(self, job) -> dict:
         return {"phase": job.phase, "percent": job.percent, "rows_read": job.rows_read,

@@ -74,15 +74,44 @@ def test_a_killed_import_resumes_to_the_uninterrupted_result(acme):
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "the import never started writing"
         time.sleep(0.005)
-    os.killpg(process.pid, signal.SIGKILL)
+    # RQ 3's work horse leaves the worker's process group: kill every descendant by pid.
+    import psutil
+
+    tree = [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     process.wait()
     job.refresh_from_db()
     assert job.status == "running" and 0 < job.groups_done < job.groups_total, "killed too late to test a resume"
 
-    # The retry: the same job run again (a new worker picking it up).
-    run_import(job.pk)
+    # Nobody requeues it by hand: a worker starting (make worker's CrmWorker) finds the import
+    # without a heartbeat and requeues it, and it resumes by itself. (First wait until PostgreSQL
+    # has noticed the dead worker and released its row lock: a locked job is a live one.)
+    from django.db import DatabaseError, transaction
+
+    for _ in range(300):
+        try:
+            with transaction.atomic():
+                ImportJob.objects.select_for_update(nowait=True).get(pk=job.pk)
+            break
+        except DatabaseError:
+            time.sleep(0.1)
+    time.sleep(1.2)
+    if settings.REDIS_URL:
+        command = [sys.executable, "manage.py", "rqworker", "--burst", "default",
+                   "--worker-class", "contacts_crm.jobs.CrmWorker"]
+        restarted = subprocess.run(command, cwd=ROOT, env={**env, "IMPORT_STALE_SECONDS": "1"}, capture_output=True,
+                                   timeout=300)
+        assert restarted.returncode == 0, restarted.stderr.decode()[-2000:]
+    else:
+        from imports.pipeline import requeue_stale_imports
+
+        assert requeue_stale_imports(stale_seconds=1) == [job.pk]  # runs it in-process (JOBS_SYNC)
     job.refresh_from_db()
-    assert job.status == "succeeded", job.error
+    assert job.status == "succeeded", (job.error, job.runner, job.heartbeat_at, job.attempts, job.groups_done)
     assert job.attempts == 2
     for name in ("total", *ImportJob.COUNTERS, "warnings"):
         assert getattr(job, name) == getattr(reference, name), name
@@ -158,3 +187,39 @@ def test_a_refused_file_cannot_be_resumed(acme, api):
                                    phase="done", error="The file has no rows.")
     response = api.post(f"/api/v1/imports/{job.pk}/resume")
     assert response.status_code == 409 and "refused" in response.json()["error"]["message"]
+
+
+def test_a_stalled_import_shows_as_stalled_and_a_live_one_is_left_alone(acme, api, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from imports.pipeline import requeue_stale_imports
+
+    old = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS + 5)
+    stalled = ImportJob.objects.create(organization=acme, file_name="a.csv", format="csv", status="running",
+                                       phase="writing", started_at=old, heartbeat_at=old)
+    live = ImportJob.objects.create(organization=acme, file_name="b.csv", format="csv", status="running",
+                                    phase="writing", started_at=old, heartbeat_at=timezone.now())
+    assert api.get(f"/api/v1/imports/{stalled.pk}").json()["stalled"] is True
+    assert api.get(f"/api/v1/imports/{live.pk}").json()["stalled"] is False
+    assert requeue_stale_imports() == [stalled.pk]
+    if settings.REDIS_URL:
+        from .helpers import drain_queue
+
+        drain_queue()
+    stalled.refresh_from_db()
+    live.refresh_from_db()
+    # The requeued job ran again (it had nothing left to write) under a new runner token.
+    assert (stalled.status, stalled.attempts, live.status) == ("succeeded", 1, "running")
+    assert stalled.runner not in ("", live.runner)
+
+
+def test_a_runner_whose_job_was_requeued_stops_at_its_next_heartbeat(acme):
+    from imports.pipeline import RunnerReplaced, heartbeat
+
+    job = ImportJob.objects.create(organization=acme, file_name="a.csv", format="csv", status="running",
+                                   runner="first")
+    ImportJob.objects.filter(pk=job.pk).update(runner="second")  # requeued and picked up again
+    with pytest.raises(RunnerReplaced):
+        heartbeat(job)
