@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from contacts.models import Contact, ContactEvent, ContactTag
+from contacts.models import ChannelPreference, Contact, ContactEvent, ContactTag
 from contacts.normalize import offline_textability
 from contacts.services import tags_ensure
 from contacts.validation import custom_field_definitions
@@ -418,6 +418,8 @@ class Group:
                 if name == "tags":
                     known = {t.casefold() for t in data.get("tags", [])}
                     data["tags"] = data.get("tags", []) + [t for t in value if t.casefold() not in known]
+                elif name == "opt_out_channels":  # lead: opt_out_channels (fold unions them)
+                    data[name] = sorted(set(data.get(name, [])) | set(value))
                 elif name in ("secondary_phones", "secondary_emails"):
                     data[name] = data.get(name, []) + [v for v in value if v not in data.get(name, [])]
                 elif name == "custom_fields":
@@ -520,6 +522,7 @@ class ChunkWriter:
         self.new_tags: dict = {}  # contact -> set of tag names
         self.touched: dict = {}  # contact -> {"outcome", "fields"}
         self.opted_out: list[Contact] = []
+        self.channel_opt_outs: list[tuple[Contact, str]] = []  # lead: opt_out_channels
 
     def run(self) -> ChunkOutcome:
         phones = {g.data["phone"] for g in self.groups if g.data.get("phone")}
@@ -530,6 +533,12 @@ class ChunkWriter:
         self.tag_keys = {}
         for contact_id, key in ContactTag.objects.filter(contact__in=existing).values_list("contact_id", "tag__key"):
             self.tag_keys.setdefault(contact_id, set()).add(key)
+        # lead: opt_out_channels: which channels the matched contacts are already opted in/out of
+        # (one query, only for a chunk that carries channel opt-outs).
+        self.preferences = {}
+        if existing and any(g.data.get("opt_out_channels") for g in self.groups):
+            for pref in ChannelPreference.objects.filter(contact__in=existing):
+                self.preferences[(pref.contact_id, pref.channel)] = pref
         for group in self.groups:
             self.apply(group)
         if self.job.dry_run:
@@ -582,7 +591,8 @@ class ChunkWriter:
 
     def plan_create(self, data: dict) -> Contact:
         contact = Contact(organization=self.org, created_at=self.now, updated_at=self.now,
-                          **{k: v for k, v in data.items() if k not in ("tags", "opted_out", "birthday")})
+                          **{k: v for k, v in data.items() if k not in ("tags", "opted_out", "birthday",
+                                                                         "opt_out_channels")})
         if data.get("birthday"):
             contact.birthday = data["birthday"]
         if contact.phone:
@@ -591,6 +601,8 @@ class ChunkWriter:
         if data.get("opted_out"):
             contact.opted_out, contact.opted_out_at, contact.opt_out_source = True, self.now, "import"
             self.opted_out.append(contact)
+        for channel in data.get("opt_out_channels", []):  # lead: opt_out_channels
+            self.channel_opt_outs.append((contact, channel))
         self.creates[id(contact)] = contact
         if contact.phone:
             self.by_phone[contact.phone] = contact
@@ -609,7 +621,8 @@ class ChunkWriter:
                 changed.add(name)
 
         for name, value in data.items():
-            if name in ("tags", "opted_out", "email_key", "secondary_phones", "secondary_emails", "custom_fields"):
+            if name in ("tags", "opted_out", "email_key", "secondary_phones", "secondary_emails", "custom_fields",
+                        "opt_out_channels"):
                 continue
             if name == "phone" and contact.phone and contact.phone != value:
                 # Matched by email while it has another number: the row's number is one more of
@@ -645,6 +658,13 @@ class ChunkWriter:
             contact.opted_out, contact.opted_out_at, contact.opt_out_source = True, self.now, "import"
             changed.update({"opted_out", "opted_out_at", "opt_out_source"})
             self.opted_out.append(contact)
+        for channel in data.get("opt_out_channels", []):  # lead: opt_out_channels: never opts in
+            pref = self.preferences.get((contact.pk, channel))
+            if pref is None or pref.opted_in:
+                self.preferences[(contact.pk, channel)] = ChannelPreference(
+                    contact=contact, channel=channel, opted_in=False, changed_at=self.now, source="import")
+                self.channel_opt_outs.append((contact, channel))
+                changed.add("preferences")
         if data.get("tags"):
             have = self.tag_keys.get(contact.pk, set())
             new = {t for t in data["tags"] if t.casefold() not in have}
@@ -652,9 +672,9 @@ class ChunkWriter:
                 self.new_tags.setdefault(id(contact), (contact, set()))[1].update(new)
                 self.tag_keys.setdefault(contact.pk, set()).update(t.casefold() for t in new)
                 changed.add("tags")
-        if changed - {"tags"} and id(contact) not in self.creates:
+        if changed - {"tags", "preferences"} and id(contact) not in self.creates:
             entry = self.updates.setdefault(contact.pk, (contact, set()))
-            entry[1].update(changed - {"tags"})
+            entry[1].update(changed - {"tags", "preferences"})
         return sorted(changed - {"email_key", "is_textable", "textable_checked_at", "opted_out_at", "opt_out_source"})
 
     @staticmethod
@@ -668,7 +688,33 @@ class ChunkWriter:
     def write(self):
         with pgcopy.own_tag_ids():
             self._write_contacts()
+        self._write_channel_opt_outs()
         self._write_events()
+
+    def _write_channel_opt_outs(self):
+        """lead: opt_out_channels: ChannelPreference(opted_in=False, source=import) per channel the
+        contact was not already opted out of; an opted-in row is turned off, never the reverse."""
+        if not self.channel_opt_outs:
+            return
+        pairs = [(contact.pk, channel) for contact, channel in self.channel_opt_outs]
+        existing = {(p.contact_id, p.channel): p for p in ChannelPreference.objects.filter(
+            contact_id__in={pk for pk, _ in pairs}, channel__in={ch for _, ch in pairs})}
+        new, turned_off = [], []
+        for contact_id, channel in pairs:
+            pref = existing.get((contact_id, channel))
+            if pref is None:
+                new.append(ChannelPreference(contact_id=contact_id, channel=channel, opted_in=False,
+                                             changed_at=self.now, source="import"))
+            elif pref.opted_in:
+                pref.opted_in, pref.changed_at, pref.source = False, self.now, "import"
+                turned_off.append(pref)
+        ChannelPreference.objects.bulk_create(new, batch_size=500)
+        if turned_off:
+            ChannelPreference.objects.bulk_update(turned_off, ["opted_in", "changed_at", "source"], batch_size=500)
+        updated_only = [pk for pk in {pk for pk, _ in pairs}
+                        if pk not in self.updates and pk not in {c.pk for c in self.creates.values()}]
+        if updated_only:
+            Contact.objects.filter(pk__in=updated_only).update(updated_at=self.now)
 
     def _write_contacts(self):
         pg = pgcopy.supported()
@@ -717,6 +763,9 @@ class ChunkWriter:
         ]
         events += [(c.pk, ContactEvent.Kind.OPTED_OUT.value, {"channel": None, "source": "import", "import_id": job.pk},
                     *common) for c in self.opted_out]
+        events += [(c.pk, ContactEvent.Kind.OPTED_OUT.value,  # lead: opt_out_channels
+                    {"channel": channel, "source": "import", "import_id": job.pk}, *common)
+                   for c, channel in self.channel_opt_outs]
         _insert_rows(ContactEvent, ("contact_id", "kind", "data", "organization_id", "created_at", "actor_user_id",
                                     "actor_api_key_id", "actor_label"), events)
         if job.contact_list_id:
