@@ -5,6 +5,7 @@ import json
 from rest_framework import serializers
 
 from .models import ImportJob, ImportRowError
+from .readers.delimited import ENCODINGS
 
 
 class ImportCreateSerializer(serializers.Serializer):
@@ -21,6 +22,11 @@ class ImportCreateSerializer(serializers.Serializer):
                                             help_text="Phone region for numbers without a country code.")
     preview_limit = serializers.IntegerField(default=10, min_value=0, max_value=100)
     dry_run = serializers.BooleanField(default=False, help_text="Report what would happen; write nothing.")
+    encoding = serializers.ChoiceField(choices=ENCODINGS, required=False, allow_blank=True,
+                                       help_text="Text encoding of a CSV/TSV file; detected when omitted.")
+    sheet = serializers.CharField(required=False, allow_blank=True, max_length=100,
+                                  help_text="Workbook sheet: its name or 1-based number; default: the first "
+                                  "sheet whose header names a phone or email column.")
 
     def validate_mapping(self, value):
         if not value:
@@ -43,7 +49,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportJob
         fields = ["id", "file_name", "format", "mode", "has_header", "mapping", "custom_unmapped", "default_region",
-                  "list_id", "dry_run", "status", "error", "progress", "counters", "preview", "result",
+                  "list_id", "dry_run", "encoding", "sheet", "status", "error", "progress", "counters", "preview", "result",
                   "errors_url", "created_at", "started_at", "finished_at"]
 
     def get_progress(self, job) -> dict:

@@ -594,10 +594,17 @@ class _XlsxHead:
         with self.archive.open(member) as stream:
             for _, element in iterparse(stream, events=("start",)):
                 if element.tag == f"{_MAIN_NS}dimension":
-                    return [], _dimension_rows(element.get("ref") or "")
-                if element.tag == f"{_MAIN_NS}sheetData":
+                    ref = element.get("ref") or ""
                     break
-        return [], None  # no <dimension>: the size is unknown without reading the whole sheet
+                if element.tag == f"{_MAIN_NS}sheetData":
+                    return [], None  # no <dimension>: the size is unknown without reading the whole sheet
+            else:
+                return [], None
+        corners = ref.split(":")
+        if len(set(corners)) == 1:  # `A1` or `A1:A1`: one cell or none (an empty sheet says so too)
+            rows, _ = self._read_rows(member, 1)
+            return [], (rows[0].line if rows and rows[0].cells else 0)
+        return [], _dimension_rows(ref)
 
     def _read_rows(self, member: str, limit: int) -> tuple[list[SourceRow], int | None]:
         from defusedxml.ElementTree import iterparse
