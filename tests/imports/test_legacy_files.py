@@ -143,7 +143,7 @@ def test_a_bad_value_alone_in_the_email_column_at_the_end_still_fails(acme):
 
 
 def test_the_api_takes_encoding_and_sheet(api, acme):
-    response = upload(api, MAC_CSV, encoding="mac_roman")
+    response = upload(api, MAC_CSV, encoding="Macintosh")  # Python's other name for it
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["encoding"] == "mac_roman" and body["preview"]["encoding"] == "mac_roman"
