@@ -355,7 +355,9 @@ def run_import(job_id: int) -> None:
         if job.phase in (ImportJob.Phase.QUEUED, ImportJob.Phase.READING):
             stage_rows(job)
         write_groups(job)
-    except ImportRefused as exc:
+    except (ImportRefused, ReaderError) as exc:
+        # ReaderError: a limit broken past the preview (a row over the column limit on line
+        # 400,000): the whole file is refused as at upload; nothing was written (still staging).
         _finish(job, ImportJob.Status.FAILED, error=str(exc))
         return
     except Exception as exc:

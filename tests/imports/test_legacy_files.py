@@ -169,3 +169,44 @@ def test_the_command_takes_encoding_and_sheet(acme, tmp_path):
     call_command("import_contacts", str(book), "--org", "acme", "--sheet", "Contacts", "--json", stdout=out)
     assert json.loads(out.getvalue())["created"] == 2
     assert not Contact.objects.for_org(acme).filter(email="staff@example.com").exists()
+
+
+def test_the_admin_upload_takes_encoding_and_sheet_and_a_consent_column_keeps_its_target(client, alice, acme):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import TestCase
+    from django.urls import reverse
+
+    from imports.models import ImportJob
+
+    from .helpers import drain_queue
+
+    client.force_login(alice)
+    data = "Email,First Name,SMS Opt Out\rjose@example.com,José,1\r".encode("mac_roman")
+    response = client.post(reverse("admin:imports_importjob_upload"), {
+        "file": SimpleUploadedFile("mac.csv", data), "has_header": "on", "encoding": "mac_roman"})
+    assert response.status_code == 302, response.content
+    job = ImportJob.objects.get()
+    assert job.encoding == "mac_roman"
+    page = client.get(response["Location"])
+    assert "Read as mac_roman." in page.content.decode()
+    assert page.context["form"]["col_2"].initial == "opted_out.sms"
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        client.post(response["Location"], {"mode": "create_update", "col_0": "email", "col_1": "first_name",
+                                           "col_2": "opted_out.sms", "_start": "Start import"})
+    drain_queue()
+    contact = Contact.objects.for_org(acme).get()
+    assert contact.first_name == "José"
+    assert list(contact.preferences.values_list("channel", "opted_in", "source")) == [("sms", False, "import")]
+    response = client.post(reverse("admin:imports_importjob_upload"), {
+        "file": SimpleUploadedFile("book.xlsx", workbook_bytes(EMPTY_FIRST)), "has_header": "on", "sheet": "Nope"})
+    assert response.status_code == 200 and "no sheet" in response.content.decode()
+
+
+def test_the_xlsx_preview_reads_only_the_head_of_the_sheet(acme):
+    # Row 400 is over the column limit: reading the whole sheet refuses the file, the preview
+    # never gets there; the job (which reads every row) then reports it.
+    rows = [["Email"]] + [[f"a{i}@example.com"] for i in range(398)] + [["x"] * 501]
+    data = workbook_bytes({"Contacts": rows})
+    job = run_import_bytes(acme, data, name="big.xlsx")
+    assert len(job.preview["rows"]) == 10
+    assert job.status == "failed" and "row 400 has 501 columns" in job.error
