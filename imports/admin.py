@@ -24,7 +24,8 @@ from .views import error_report_response
 TARGETS = [("", "— ignore —"), *[(f, f.replace("_", " ")) for f in CANONICAL_FIELDS], ("tags", "tags"),
            *[(f"opted_out.{c}", f"opted out of {c}") for c in CHANNELS],
            ("opted_out_if_set", "opted out (when not empty)"),
-           *[(f"opted_out_if_set.{c}", f"opted out of {c} (when not empty)") for c in CHANNELS]]
+           *[(f"opted_out_if_set.{c}", f"opted out of {c} (when not empty)") for c in CHANNELS],
+           *[(f"subscription_status.{c}", f"{c} subscription status") for c in CHANNELS]]
 
 
 class UploadForm(forms.Form):

@@ -89,11 +89,14 @@ _TARGETS = frozenset(CANONICAL_FIELDS) | {"tags"}
 #   opted_out / opted_out.<channel>: the cell says yes/no (1/0, true/false) or a status
 #     (`UNSUBSCRIBED`, `opted out`); yes means opted out globally / of that channel;
 #   opted_out_if_set / opted_out_if_set.<channel>: any non-empty cell means opted out
-#     (Mailchimp's UNSUB_TIME, UNSUB_REASON, CLEAN_TIME).
+#     (Mailchimp's UNSUB_TIME, UNSUB_REASON, CLEAN_TIME);
+#   subscription_status / subscription_status.<channel>: a status or consent column (Klaviyo's
+#     `Email Marketing Consent`): only an opted-out status (`UNSUBSCRIBED`) opts out; there a
+#     "yes" means the person consented, so yes/no change nothing.
 # An import only ever opts out: a "no" leaves the contact as it is.
 CHANNELS = ("sms", "whatsapp", "email", "rcs", "viber", "voice")  # contacts.models.Channel
-CONSENT_KINDS = ("opted_out", "opted_out_if_set")
-CONSENT_TARGET = re.compile(r"(opted_out|opted_out_if_set)(?:\.(" + "|".join(CHANNELS) + r"))?")
+CONSENT_KINDS = ("opted_out", "opted_out_if_set", "subscription_status")
+CONSENT_TARGET = re.compile(r"(" + "|".join(CONSENT_KINDS) + r")(?:\.(" + "|".join(CHANNELS) + r"))?")
 _ADDRESS_PARTS = ("address", "city", "state", "zip", "country")
 _CUSTOM_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,49}")
 _SLUG_MAX = 50
@@ -367,8 +370,9 @@ _CONSENT_PATTERNS = (
     (re.compile(rf"(?:has|is)?{_CH}{_OUT_WORDS}"), "opted_out"),
     (re.compile(rf"(?:has|is)?{_OUT_WORDS}(?:of|from)?(?:all)?{_CH}.*"), "opted_out"),
     (re.compile(rf"donot{_CH}"), "opted_out"),
-    (re.compile(r"(?P<ch>email|sms)(?:marketing)?(?:consent|status|subscriptionstatus|consentstatus)"), "opted_out"),
-    (re.compile(r"subscriptionstatus"), "opted_out.email"),
+    (re.compile(r"(?P<ch>email|sms)(?:marketing)?(?:consent|status|subscriptionstatus|consentstatus)"),
+     "subscription_status"),
+    (re.compile(r"subscriptionstatus"), "subscription_status.email"),
     (re.compile(r"unsubtime|unsubreason|cleantime"), "opted_out_if_set.email"),
 )
 
@@ -391,6 +395,8 @@ def describe_consent(target: str) -> str | None:
     what = f"opted out of {match[2]}" if match[2] else "opted out of everything (global opt-out)"
     if match[1] == "opted_out_if_set":
         return f"{what} when the cell is not empty"
+    if match[1] == "subscription_status":
+        return f"{what} when the status is unsubscribed (or opted out, blacklisted, cleaned, suppressed)"
     return f"{what} when yes (1, true, yes, unsubscribed, opted out); no or empty changes nothing"
 
 
@@ -804,8 +810,8 @@ def _check_target(value: object, column: str) -> str | None:
     channels = "|".join(CHANNELS)
     raise MappingError(
         f"the mapping of column {column!r} names {value!r}, which is not a field we can import "
-        f"into. Use one of: {valid}, opted_out.<{channels}> or opted_out_if_set[.<channel>] for an "
-        "opt-out column, custom.<key> for a custom field, or null to ignore the column."
+        f"into. Use one of: {valid}, opted_out.<{channels}>, opted_out_if_set[.<channel>] or "
+        "subscription_status[.<channel>] for an opt-out column, custom.<key> for a custom field, or null to ignore the column."
     )
 
 

@@ -43,12 +43,17 @@ NOT_OPTED_OUT_WORDS = frozenset({"subscribed", "neversubscribed", "notsubscribed
                                  "optin", "active", "pending", "unconfirmed", "confirmed", "transactional"})
 
 
-def parse_opt_out(text: str) -> bool | None:
-    """Return True when a consent cell says opted out, False when it says not, None otherwise."""
+def parse_opt_out(text: str, *, status_only: bool = False) -> bool | None:
+    """Return True when a consent cell says opted out, False when it says not, None otherwise.
+
+    `status_only`: a status or consent column, where "yes" means the person consented: yes
+    and no are both False there, and only an opted-out status is True."""
     try:
-        return parse_bool(text)
+        value = parse_bool(text)
     except NormalizationError:
         pass
+    else:
+        return False if status_only else value
     word = "".join(c for c in text.casefold() if c.isalnum())
     if word in OPTED_OUT_WORDS:
         return True
@@ -184,7 +189,7 @@ def normalize_record(record, *, region: str, definitions: dict[str, CustomField]
             if match[1] == "opted_out_if_set":
                 out = True
             else:
-                out = parse_opt_out(text)
+                out = parse_opt_out(text, status_only=match[1] == "subscription_status")
                 if out is None:
                     what = f"an opt-out from {match[2]}" if match[2] else "a global opt-out"
                     warn(column, text[:200], f"{text[:100]!r} is neither yes nor no ({column} is read as {what}): "

@@ -45,8 +45,9 @@ def opt_out_events(org):
     ("Do Not Call", "opted_out.voice"), ("DoNotCall", "opted_out.voice"), ("SMS Opt Out", "opted_out.sms"),
     ("Unsubscribed from all email", "opted_out.email"),
     ("Opted out of email: Marketing Information", "opted_out.email"),
-    ("Email Marketing Consent", "opted_out.email"), ("SMS Marketing Consent", "opted_out.sms"),
-    ("Email Status", "opted_out.email"), ("Subscription Status", "opted_out.email"),
+    ("Email Marketing Consent", "subscription_status.email"), ("SMS Marketing Consent", "subscription_status.sms"),
+    ("Email Status", "subscription_status.email"), ("Subscription Status", "subscription_status.email"),
+    ("Email Consent", "subscription_status.email"),
     ("sms_blacklisted", "opted_out.sms"), ("email_blacklisted", "opted_out.email"),
     ("Opted Out", "opted_out"), ("unsubscribed", "opted_out"), ("Do Not Contact", "opted_out"),
     ("WhatsApp opt out", "opted_out.whatsapp"), ("Email unsubscribed", "opted_out.email"),
@@ -68,6 +69,14 @@ def test_the_preview_says_what_a_consent_column_means():
     assert described["Email"] is None
     assert described["Email Opt Out"].startswith("opted out of email when yes (1, true")
     assert described["UNSUB_TIME"] == "opted out of email when the cell is not empty"
+
+
+def test_on_a_consent_or_status_column_yes_means_consented_and_never_opts_out():
+    plan = build_plan(["Email", "Email Marketing Consent", "SMS Marketing Consent"])
+    for cells, expected in ((["a@example.com", "yes", "no"], None), (["a@example.com", "TRUE", "unsubscribed"], ["sms"]),
+                            (["a@example.com", "SUBSCRIBED", "NEVER_SUBSCRIBED"], None)):
+        result = normalize_record(plan.apply(SourceRow(2, cells)), region="US", definitions={})
+        assert result.data.get("opt_out_channels") == expected and not result.issues
 
 
 def test_a_consent_value_neither_yes_nor_no_is_a_warning_naming_the_cell():
