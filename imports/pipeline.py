@@ -120,10 +120,11 @@ class Source:
     plan: object = None
 
 
-def _names_a_contact_column(cells: list[str]) -> bool:
-    """Whether a workbook sheet's first row is a header naming a phone or email column."""
+def _names_a_contact_column(cells: list[str], overrides: dict | None) -> bool:
+    """Whether a workbook sheet's first row is a header naming a phone or email column, with
+    the caller's mapping applied (a sheet lacking a column the mapping names is not it)."""
     try:
-        targets = build_plan(cells, has_header=True).mapping.values()
+        targets = build_plan(cells, has_header=True, overrides=overrides or None).mapping.values()
     except MappingError:
         return False
     return "phone" in targets or "email" in targets
@@ -160,7 +161,8 @@ def open_source(fileobj, *, fmt: str, has_header: bool, overrides: dict | None, 
             from .readers.spreadsheet import open_spreadsheet
 
             book = open_spreadsheet(fileobj, fmt, sheet=sheet or None,
-                                    choose=_names_a_contact_column if has_header else None,
+                                    choose=(lambda cells: _names_a_contact_column(cells, overrides))
+                                    if has_header else None,
                                     head_rows=PREVIEW_HEAD_ROWS if preview else None)
             rows = book.rows
             info.update(sheet=book.sheet, sheets=book.sheets)

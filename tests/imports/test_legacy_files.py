@@ -117,6 +117,14 @@ def test_sheet_chooses_one_by_name_or_number_and_an_unknown_one_is_refused(acme)
         run_import_bytes(acme, data, name="export.xlsx", sheet="Leads")
 
 
+def test_the_callers_mapping_counts_when_looking_for_the_contacts_sheet(acme):
+    data = workbook_bytes({"Staff": [["Email"], ["staff@example.com"]],
+                           "Leads": [["Nom", "Numero"], ["Ann", "9195550101"]]})
+    job = run_import_bytes(acme, data, name="export.xlsx", mapping={"Numero": "phone", "Nom": "first_name"})
+    assert job.preview["sheet"] == "Leads" and job.created == 1
+    assert Contact.objects.for_org(acme).get().first_name == "Ann"
+
+
 def test_report_footers_are_skipped_with_a_note_not_failed(acme):
     job = run_import_bytes(acme, csv_bytes(SALESFORCE_REPORT), name="report.csv")
     assert job.status == "succeeded", job.error
