@@ -148,7 +148,7 @@ def open_source(fileobj, *, fmt: str, has_header: bool, overrides: dict | None, 
             source.records = (_without_nul(r, [], warnings) for r in records)
             return source
         if fmt in ("csv", "tsv"):
-            from .readers.delimited import ENCODING_NAMES, open_delimited
+            from .readers.delimited import open_delimited
 
             opened = open_delimited(fileobj, encoding=encoding or None)
             rows = opened.rows
@@ -156,7 +156,6 @@ def open_source(fileobj, *, fmt: str, has_header: bool, overrides: dict | None, 
             info["encoding"] = guess.encoding
             if guess.doubtful:
                 info["file_warnings"] = [guess.doubtful]
-            info["encoding_label"] = ENCODING_NAMES.get(guess.encoding, guess.encoding)
         else:
             from .readers.spreadsheet import open_spreadsheet
 
@@ -446,14 +445,19 @@ def stage_rows(job: ImportJob) -> None:
                 footer.append((result, cells))
                 if len(footer) <= MAX_FOOTER_ROWS:
                     continue
+                result = None  # too long for a footer: it and the rows held before it failed,
+                contact_seen = False  # and so do the one-cell rows after them, up to the next contact
             for held, held_cells in footer:  # not a footer after all: rows that failed
                 errors.extend(_error_rows(job, held, held_cells))
                 failed += 1
             footer = []
-            errors.extend(_error_rows(job, result, cells))
-            if result.failed:
+            if result is None:
+                pass
+            elif result.failed:
+                errors.extend(_error_rows(job, result, cells))
                 failed += 1
             else:
+                errors.extend(_error_rows(job, result, cells))
                 contact_seen = True
                 staged.append(StagedRow(job=job, seq=seq, line=record.line, phone=result.data.get("phone"),
                                         email_key=result.data.get("email_key"), group_seq=seq,

@@ -138,6 +138,15 @@ def test_report_footers_are_skipped_with_a_note_not_failed(acme):
     assert (again.created, again.updated, again.unchanged, again.failed) == (0, 0, 3, 0)
 
 
+def test_more_trailing_one_cell_rows_than_a_footer_has_all_fail(acme):
+    text = "Name,Email\nAnn,ann@example.com\n" + "".join(f"note {i}\n" for i in range(60))
+    job = run_import_bytes(acme, csv_bytes(text), name="list.csv")
+    assert counters(job) == {"total": 61, "created": 1, "updated": 0, "unchanged": 0, "merged": 0, "skipped": 0,
+                             "failed": 60}
+    assert ImportRowError.objects.filter(job=job, severity="error").count() == 60
+    assert not ImportRowError.objects.filter(job=job, code="footer").exists()
+
+
 def test_a_one_cell_row_between_contacts_still_fails(acme):
     text = "Name,Email\nAnn,ann@example.com\nSee below for more,\nBob,bob@example.com\nbad phone only,\n"
     job = run_import_bytes(acme, csv_bytes(text), name="list.csv")
