@@ -159,3 +159,20 @@ def test_a_global_opt_out_column_and_an_override_to_a_channel(acme):
         "a@example.com"]
     assert channel_opt_outs(acme) == [("b@example.com", "email")]
     assert {c["header"]: c["target"] for c in job.preview["mapping"]}["Newsletter"] == "opted_out.email"
+
+
+@pytest.mark.django_db
+def test_hubspot_brevo_and_generic_columns_through_the_import(acme):
+    text = ("Email,Unsubscribed from all email,sms_blacklisted,Do not text,Opted out of email: Newsletter,"
+            "Marketing contact status\n"
+            "ann@example.com,true,false,,,Marketing contact\n"
+            "bob@example.com,false,true,,No,Non-marketing contact\n"
+            "cat@example.com,,,Yes,Yes,\n")
+    job = run_import_bytes(acme, csv_bytes(text), name="hubspot.csv")
+    assert job.status == "succeeded", job.error
+    assert channel_opt_outs(acme) == [("ann@example.com", "email"), ("bob@example.com", "sms"),
+                                      ("cat@example.com", "email"), ("cat@example.com", "sms")]
+    assert not ImportRowError.objects.filter(job=job).exists()  # `Marketing contact status` is not read
+    again = run_import_bytes(acme, csv_bytes(text), name="hubspot.csv")
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+    assert len(opt_out_events(acme)) == 4
