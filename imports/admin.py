@@ -15,12 +15,17 @@ from django.utils.html import format_html
 from contacts_crm.admin_mixins import OrgScopedAdmin
 from contacts_crm.tenancy import user_organization
 
-from .mapping import CANONICAL_FIELDS, MappingError
+from .mapping import CANONICAL_FIELDS, CHANNELS, MappingError
 from .models import ImportJob
 from .pipeline import ImportRefused, build_preview, launch_import, start_import
+from .readers.delimited import ENCODINGS
 from .views import error_report_response
 
-TARGETS = [("", "— ignore —"), *[(f, f.replace("_", " ")) for f in CANONICAL_FIELDS], ("tags", "tags")]
+TARGETS = [("", "— ignore —"), *[(f, f.replace("_", " ")) for f in CANONICAL_FIELDS], ("tags", "tags"),
+           *[(f"opted_out.{c}", f"opted out of {c}") for c in CHANNELS],
+           ("opted_out_if_set", "opted out (when not empty)"),
+           *[(f"opted_out_if_set.{c}", f"opted out of {c} (when not empty)") for c in CHANNELS],
+           *[(f"subscription_status.{c}", f"{c} subscription status") for c in CHANNELS]]
 
 
 class UploadForm(forms.Form):
@@ -29,6 +34,11 @@ class UploadForm(forms.Form):
     default_region = forms.RegexField(r"^[A-Za-z]{2}$", required=False, max_length=2,
                                       help_text="Phone region for numbers without a country code (default: "
                                       "the organization's).")
+    # imports2: the caller's encoding and sheet (kept small: the admin's look is another helper's)
+    encoding = forms.ChoiceField(choices=[("", "detect")] + [(e, e) for e in ENCODINGS], required=False,
+                                 help_text="Text encoding of a CSV/TSV file.")
+    sheet = forms.CharField(required=False, max_length=100,
+                            help_text="Workbook sheet (name or number); default: the first with contacts.")
 
 
 class ConfirmForm(forms.Form):
@@ -125,7 +135,8 @@ class ImportJobAdmin(OrgScopedAdmin):
                     job = start_import(org=org, uploaded=upload, file_name=upload.name,
                                        has_header=form.cleaned_data["has_header"],
                                        default_region=form.cleaned_data["default_region"] or "",
-                                       user=request.user, launch=False)
+                                       user=request.user, launch=False, encoding=form.cleaned_data["encoding"],
+                                       sheet=form.cleaned_data["sheet"])
             except ImportRefused as exc:
                 form.add_error("file", str(exc))
             else:
@@ -149,7 +160,7 @@ class ImportJobAdmin(OrgScopedAdmin):
                             handle, fmt=job.format, has_header=job.has_header, overrides=mapping,
                             custom_unmapped=form.cleaned_data["custom_unmapped"],
                             region=job.default_region or job.organization.default_region,
-                            definitions={}, limit=10)
+                            definitions={}, limit=10, encoding=job.encoding, sheet=job.sheet)
                     job.mapping = mapping
                     job.custom_unmapped = form.cleaned_data["custom_unmapped"]
                     job.save(update_fields=["preview", "mapping", "custom_unmapped"])

@@ -85,6 +85,18 @@ CANONICAL_FIELDS = (
     "opted_out",
 )
 _TARGETS = frozenset(CANONICAL_FIELDS) | {"tags"}
+# Consent targets (the values are read by imports.normalize_row.parse_opt_out):
+#   opted_out / opted_out.<channel>: the cell says yes/no (1/0, true/false) or a status
+#     (`UNSUBSCRIBED`, `opted out`); yes means opted out globally / of that channel;
+#   opted_out_if_set / opted_out_if_set.<channel>: any non-empty cell means opted out
+#     (Mailchimp's UNSUB_TIME, UNSUB_REASON, CLEAN_TIME);
+#   subscription_status / subscription_status.<channel>: a status or consent column (Klaviyo's
+#     `Email Marketing Consent`): only an opted-out status (`UNSUBSCRIBED`) opts out; there a
+#     "yes" means the person consented, so yes/no change nothing.
+# An import only ever opts out: a "no" leaves the contact as it is.
+CHANNELS = ("sms", "whatsapp", "email", "rcs", "viber", "voice")  # contacts.models.Channel
+CONSENT_KINDS = ("opted_out", "opted_out_if_set", "subscription_status")
+CONSENT_TARGET = re.compile(r"(" + "|".join(CONSENT_KINDS) + r")(?:\.(" + "|".join(CHANNELS) + r"))?")
 _ADDRESS_PARTS = ("address", "city", "state", "zip", "country")
 _CUSTOM_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,49}")
 _SLUG_MAX = 50
@@ -330,9 +342,62 @@ def _classify_header(header: str) -> _Guess:
     google = _GOOGLE.fullmatch(compact)
     if google:
         return _classify_google(google["family"], int(google["n"]), google["attr"])
+    consent = _classify_consent(compact)
+    if consent:
+        return _Guess(target=consent)
     if compact in _EXACT:
         return _Guess(target=_EXACT[compact])
     return _classify_qualified(tokens)
+
+
+# What the consent columns of common exports are called (compact: words joined, lowercase).
+# Salesforce `Email Opt Out`/`HasOptedOutOfEmail`, `Do Not Call`, `SMS Opt Out`; HubSpot
+# `Unsubscribed from all email`, `Opted out of email: <subscription>`; Klaviyo `Email Marketing
+# Consent`; ActiveCampaign/Constant Contact `Email Status`, `Subscription Status`; Brevo
+# `email_blacklisted`, `sms_blacklisted`; Mailchimp `UNSUB_TIME`, `UNSUB_REASON`, `CLEAN_TIME`.
+# HubSpot's `Marketing contact status` is billing, not consent: it matches nothing here.
+_CONSENT_CHANNEL_WORDS = {
+    "email": "email", "mail": "email", "emails": "email",
+    "sms": "sms", "text": "sms", "texts": "sms", "textmessage": "sms", "textmessages": "sms",
+    "call": "voice", "calls": "voice", "phone": "voice", "voice": "voice", "phonecall": "voice",
+    "phonecalls": "voice", "whatsapp": "whatsapp", "viber": "viber", "rcs": "rcs",
+}
+_CH = "(?P<ch>" + "|".join(sorted(_CONSENT_CHANNEL_WORDS, key=len, reverse=True)) + ")"
+_OUT_WORDS = "(?:optout|optedout|unsubscribed|unsubscribe|blacklisted|blocklisted)"
+_CONSENT_PATTERNS = (
+    (re.compile(r"(?:has|is)?(?:optedout|optout|donotcontact|unsubscribed|globaloptout|globalunsubscribe"
+                r"|unsubscribedfromall)"), "opted_out"),
+    (re.compile(rf"(?:has|is)?{_CH}{_OUT_WORDS}"), "opted_out"),
+    (re.compile(rf"(?:has|is)?{_OUT_WORDS}(?:of|from)?(?:all)?{_CH}.*"), "opted_out"),
+    (re.compile(rf"donot{_CH}"), "opted_out"),
+    (re.compile(r"(?P<ch>email|sms)(?:marketing)?(?:consent|status|subscriptionstatus|consentstatus)"),
+     "subscription_status"),
+    (re.compile(r"subscriptionstatus"), "subscription_status.email"),
+    (re.compile(r"unsubtime|unsubreason|cleantime"), "opted_out_if_set.email"),
+)
+
+
+def _classify_consent(compact: str) -> str | None:
+    """Return the consent target of a header (`opted_out.email`...), None when it is not one."""
+    for pattern, target in _CONSENT_PATTERNS:
+        match = pattern.fullmatch(compact)
+        if match:
+            channel = match.groupdict().get("ch")
+            return f"{target}.{_CONSENT_CHANNEL_WORDS[channel]}" if channel else target
+    return None
+
+
+def describe_consent(target: str) -> str | None:
+    """Return what a consent column means ("opted out of email when yes..."), None for others."""
+    match = CONSENT_TARGET.fullmatch(target or "")
+    if not match:
+        return None
+    what = f"opted out of {match[2]}" if match[2] else "opted out of everything (global opt-out)"
+    if match[1] == "opted_out_if_set":
+        return f"{what} when the cell is not empty"
+    if match[1] == "subscription_status":
+        return f"{what} when the status is unsubscribed (or opted out, blacklisted, cleaned, suppressed)"
+    return f"{what} when yes (1, true, yes, unsubscribed, opted out); no or empty changes nothing"
 
 
 def _classify_google(family: str, n: int, attr: str) -> _Guess:
@@ -534,7 +599,14 @@ class MappingPlan:
     def describe(self) -> list[dict]:
         """Return one {"index", "header", "target"} per column, for previews; target is None
         for an ignored column."""
-        return [{"index": c.index, "header": c.label, "target": c.target} for c in self.columns]
+        out = []
+        for c in self.columns:
+            entry = {"index": c.index, "header": c.label, "target": c.target}
+            meaning = describe_consent(c.target)
+            if meaning:
+                entry["consent"] = meaning
+            out.append(entry)
+        return out
 
     def require_contact_column(self) -> None:
         """Raise MappingError unless some column is mapped to `phone` or `email`."""
@@ -724,7 +796,7 @@ def _check_target(value: object, column: str) -> str | None:
         text = value.strip()
         if not text:
             return None
-        if text.casefold() in _TARGETS:
+        if text.casefold() in _TARGETS or CONSENT_TARGET.fullmatch(text.casefold()):
             return text.casefold()
         if text[:7].casefold() == "custom.":
             key = text[7:].strip()
@@ -735,9 +807,11 @@ def _check_target(value: object, column: str) -> str | None:
                 "field key is 1 to 50 letters, digits, '_' or '-' (for example custom.shoe_size)."
             )
     valid = ", ".join([*CANONICAL_FIELDS, "tags"])
+    channels = "|".join(CHANNELS)
     raise MappingError(
         f"the mapping of column {column!r} names {value!r}, which is not a field we can import "
-        f"into. Use one of: {valid}, custom.<key> for a custom field, or null to ignore the column."
+        f"into. Use one of: {valid}, opted_out.<{channels}>, opted_out_if_set[.<channel>] or "
+        "subscription_status[.<channel>] for an opt-out column, custom.<key> for a custom field, or null to ignore the column."
     )
 
 

@@ -50,6 +50,10 @@ class ImportJob(models.Model):
     default_region = models.CharField(max_length=2, blank=True, default="", help_text="Phone region for this file.")
     contact_list_id = models.BigIntegerField(null=True, blank=True, help_text="Add every imported contact to this list.")
     dry_run = models.BooleanField(default=False)
+    encoding = models.CharField(max_length=16, blank=True, default="",
+                                help_text="Text encoding the caller chose for a delimited file; empty: detected.")
+    sheet = models.CharField(max_length=100, blank=True, default="",
+                             help_text="The workbook sheet read (the caller's choice, else the first with contacts).")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.QUEUED)
     error = models.TextField(blank=True, default="", help_text="Why the whole file was refused.")

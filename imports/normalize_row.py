@@ -27,10 +27,39 @@ from contacts.normalize import (
 )
 from contacts.services import MAX_CUSTOM_FIELDS
 from contacts.validation import LANGUAGE_RE, TEXT_LIMITS, custom_value
+from imports.mapping import CONSENT_TARGET
 
 TEXT_FIELDS = ["first_name", "last_name", "display_name", "company", "address", "city", "lifecycle_stage",
                "gender", "notes", "language", "external_id"]
 MAX_SECONDARY = 20
+
+
+# Statuses the consent columns of common exports hold (Klaviyo, Brevo, ActiveCampaign, Constant
+# Contact, Mailchimp), compared with letters and digits only, lowercase. parse_bool's words
+# (yes/no, true/false, 1/0, y/n, x) come first.
+OPTED_OUT_WORDS = frozenset({"unsubscribed", "unsubscribe", "optedout", "optout", "blacklisted", "blocklisted",
+                             "cleaned", "suppressed", "donotcontact"})
+NOT_OPTED_OUT_WORDS = frozenset({"subscribed", "neversubscribed", "notsubscribed", "nonsubscribed", "optedin",
+                                 "optin", "active", "pending", "unconfirmed", "confirmed", "transactional"})
+
+
+def parse_opt_out(text: str, *, status_only: bool = False) -> bool | None:
+    """Return True when a consent cell says opted out, False when it says not, None otherwise.
+
+    `status_only`: a status or consent column, where "yes" means the person consented: yes
+    and no are both False there, and only an opted-out status is True."""
+    try:
+        value = parse_bool(text)
+    except NormalizationError:
+        pass
+    else:
+        return False if status_only else value
+    word = "".join(c for c in text.casefold() if c.isalnum())
+    if word in OPTED_OUT_WORDS:
+        return True
+    if word in NOT_OPTED_OUT_WORDS:
+        return False
+    return None
 
 
 @dataclass
@@ -149,13 +178,29 @@ def normalize_record(record, *, region: str, definitions: dict[str, CustomField]
             data["avatar_url"] = found[1]
         else:
             warn(found[0], found[1][:200], "not an http(s) URL: left out")
-    if found := _first(values, "opted_out"):
-        try:
-            if parse_bool(found[1]):
-                # An import may opt a contact out; it never opts one back in (a "no" is ignored).
+    # Consent: an import may opt a contact out, globally or per channel; it never opts one back
+    # in (a "no" changes nothing). Every consent column counts, not only the first.
+    channels = set()
+    for name, candidates in values.items():
+        match = CONSENT_TARGET.fullmatch(name)
+        if not match:
+            continue
+        for column, text in candidates:
+            if match[1] == "opted_out_if_set":
+                out = True
+            else:
+                out = parse_opt_out(text, status_only=match[1] == "subscription_status")
+                if out is None:
+                    what = f"an opt-out from {match[2]}" if match[2] else "a global opt-out"
+                    warn(column, text[:200], f"{text[:100]!r} is neither yes nor no ({column} is read as {what}): "
+                         "the cell is ignored", "consent")
+                    continue
+            if out and match[2]:
+                channels.add(match[2])
+            elif out:
                 data["opted_out"] = True
-        except NormalizationError as exc:
-            warn(found[0], found[1], str(exc))
+    if channels:
+        data["opt_out_channels"] = sorted(channels)
 
     tags = []
     for column, text in values.get("tags", []):

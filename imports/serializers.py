@@ -5,6 +5,8 @@ import json
 from rest_framework import serializers
 
 from .models import ImportChange, ImportJob, ImportRowError
+from .readers.base import ReaderError
+from .readers.delimited import ENCODINGS, check_encoding
 
 
 class ImportCreateSerializer(serializers.Serializer):
@@ -21,6 +23,20 @@ class ImportCreateSerializer(serializers.Serializer):
                                             help_text="Phone region for numbers without a country code.")
     preview_limit = serializers.IntegerField(default=10, min_value=0, max_value=100)
     dry_run = serializers.BooleanField(default=False, help_text="Report what would happen; write nothing.")
+    encoding = serializers.CharField(required=False, allow_blank=True, max_length=32,
+                                     help_text="Text encoding of a CSV/TSV file, detected when omitted: one of "
+                                     f"{', '.join(ENCODINGS)}.")
+    sheet = serializers.CharField(required=False, allow_blank=True, max_length=100,
+                                  help_text="Workbook sheet: its name or 1-based number; default: the first "
+                                  "sheet whose header names a phone or email column.")
+
+    def validate_encoding(self, value):
+        if not value:
+            return ""
+        try:
+            return check_encoding(value)
+        except ReaderError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def validate_mapping(self, value):
         if not value:
@@ -45,8 +61,8 @@ class ImportJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportJob
         fields = ["id", "file_name", "format", "mode", "has_header", "mapping", "custom_unmapped", "default_region",
-                  "list_id", "dry_run", "status", "stalled", "error", "progress", "counters", "preview", "result",
-                  "errors_url", "created_at", "started_at", "finished_at", "heartbeat_at"]
+                  "list_id", "dry_run", "encoding", "sheet", "status", "stalled", "error", "progress", "counters",
+                  "preview", "result", "errors_url", "created_at", "started_at", "finished_at", "heartbeat_at"]
 
     def get_progress(self, job) -> dict:
         return {"phase": job.phase, "percent": job.percent, "rows_read": job.rows_read,

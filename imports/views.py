@@ -96,7 +96,7 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
                     mapping=data.get("mapping") or {}, custom_unmapped=data["custom_unmapped"],
                     default_region=data.get("default_region") or "", contact_list=contact_list,
                     dry_run=data["dry_run"], preview_limit=data["preview_limit"], user=actor.get("user"),
-                    api_key=actor.get("api_key"),
+                    api_key=actor.get("api_key"), encoding=data.get("encoding") or "", sheet=data.get("sheet") or "",
                 )
         except ImportRefused as exc:
             raise ValidationError({"file": [str(exc)]}) from None

@@ -11,9 +11,18 @@ Encoding, in this order (`detect_encoding()`):
   3. Shift-JIS (Microsoft's cp932, what Japanese Excel writes) when the head decodes as
      Shift-JIS strictly AND at least a quarter of its double-byte characters (and at least
      two) are kana or kanji whose both bytes are >= 0x80 (see `_looks_like_shift_jis`);
-  4. cp1252, with latin-1 for the five bytes cp1252 leaves undefined, so it never fails.
+  4. a single-byte code page (`_detect_single_byte`): charset-normalizer, restricted to the
+     PLAUSIBLE_SINGLE_BYTE code pages, proposes the candidates that decode the head without
+     mess; of those, the one whose text has the fewest "odd" characters wins (a symbol inside
+     a word as in `£ukasz`, an upper-case accented letter after a lower-case one as in
+     `JosŽ`, a control character), ties going to cp1252, except that a file whose lines end
+     in a bare CR (Excel for Mac's "CSV (Macintosh)") prefers mac_roman. When the text looks
+     odd in every candidate, or two candidates that decode differently look equally right
+     for text mostly outside ASCII, the guess is `doubtful` and the preview says so.
+     cp1252 decodes with latin-1 for the five bytes it leaves undefined, so it never fails.
 UTF-16 is never tried without a BOM: latin-1 and Shift-JIS bytes decode "successfully"
-as UTF-16 into CJK garbage. A head containing NUL bytes is refused instead.
+as UTF-16 into CJK garbage. A head containing NUL bytes is refused instead. The caller may
+name the encoding (`encoding=`, one of ENCODINGS), which skips detection.
 
 The head decides. A byte that is invalid in the chosen encoding further down the file
 (a cp1252 row appended to a UTF-8 file after the first 64 KB, say) is decoded on its own
@@ -31,8 +40,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from imports.readers.base import ReaderError, SourceRow
@@ -76,31 +88,161 @@ def _decode_bytes_as_cp1252(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error(FALLBACK_ERRORS, _decode_bytes_as_cp1252)
 
 
+# The single-byte code pages detection chooses from (Python codec names), in the order that
+# breaks ties: Western first (most legacy exports are Excel's cp1252), then Mac, then the
+# other Windows code pages. latin-1 is cp1252's subset for text and never wins a tie.
+PLAUSIBLE_SINGLE_BYTE = ("cp1252", "mac_roman", "cp1250", "cp1251", "cp1257", "cp1254", "cp1253", "cp1255",
+                         "cp1256", "cp1258", "cp874")
+# What a caller may name with `encoding=` (the admin's select, the API, --encoding).
+ENCODINGS = ("utf-8", "utf-16", "utf-16-le", "utf-16-be", "cp1252", "latin-1", "mac_roman", "cp1250", "cp1251",
+             "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "cp874", "cp932", "gbk", "big5")
+# charset-normalizer reads a bounded sample of the head, never the whole file.
+DETECT_SAMPLE_BYTES = 32 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class EncodingGuess:
+    """The codec chosen for a file, how (`bom`, `utf-8`, `detected`, `given`), and why it is
+    doubtful (a message for the preview) or '' when it is not."""
+
+    encoding: str
+    how: str
+    doubtful: str = ""
+
+
+def check_encoding(name: str) -> str:
+    """Return the codec for an encoding the caller named (one of ENCODINGS, any spelling
+    Python knows: `macintosh`, `windows-1252`, `UTF8`); raise ReaderError otherwise."""
+    try:
+        codec = codecs.lookup(name.strip()).name
+    except (LookupError, AttributeError):
+        codec = None
+    allowed = {codecs.lookup(known).name: known for known in ENCODINGS}
+    if codec not in allowed:
+        raise ReaderError(f"{name!r} is not an encoding we read; use one of {', '.join(ENCODINGS)}")
+    return allowed[codec]
+
+
 def detect_encoding(head: bytes) -> str:
     """Return the Python codec name to decode a file whose first bytes are `head`.
 
     One of 'utf-8-sig', 'utf-16', 'utf-32' (these three consume their BOM), 'utf-8',
-    'cp932' or 'cp1252'. Read the module docstring for the order and its reasons; decode
-    with errors=FALLBACK_ERRORS (as `read_delimited` does) so that cp1252 never fails.
-    Costs one or two decoding passes over `head`.
+    'cp932' or one of PLAUSIBLE_SINGLE_BYTE. See `guess_encoding`.
+    """
+    return guess_encoding(head).encoding
+
+
+def guess_encoding(head: bytes) -> EncodingGuess:
+    """Return the EncodingGuess for a file whose first bytes are `head`.
+
+    Read the module docstring for the order and its reasons; decode with
+    errors=FALLBACK_ERRORS (as `read_delimited` does) so that a single-byte code page never
+    fails. Costs one or two decoding passes over `head`; a file that is not UTF-8 also costs
+    one charset-normalizer pass over at most DETECT_SAMPLE_BYTES (about 1-15 ms).
     """
     if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
+        return EncodingGuess("utf-8-sig", "bom")
     # UTF-32 LE's BOM starts with UTF-16 LE's, so test it first.
     if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32"
+        return EncodingGuess("utf-32", "bom")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
+        return EncodingGuess("utf-16", "bom")
     try:
         # final=False: the head may end in the middle of a multi-byte character.
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
         pass
     else:
-        return "utf-8"
+        return EncodingGuess("utf-8", "utf-8")
     if _looks_like_shift_jis(head):
-        return "cp932"
-    return "cp1252"
+        return EncodingGuess("cp932", "detected")
+    return _detect_single_byte(head)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+# Punctuation that sits next to letters in real text (`O’Brien`, `«Ana»`, `Jean–Luc`).
+_WORD_PUNCTUATION = frozenset("\u2018\u2019\u201a\u201c\u201d\u201e\u00ab\u00bb\u2013\u2014\u2026\u00b7\u00a0")
+_WORD = re.compile(r"[^\W\d_]{4,}")
+
+
+def _oddities(text: str) -> int:
+    """Count what a wrong code page typically produces (module docstring): a control
+    character, a symbol touching a letter (`£ukasz`), an upper-case letter after a
+    lower-case one (`JosŽ`), a word of mostly accented Latin letters (Greek read as
+    cp1250: `Ăéţńăďň`). Costs one pass over the non-ASCII characters."""
+    odd = 0
+    end = len(text)
+    for match in _NON_ASCII.finditer(text):
+        i = match.start()
+        char = text[i]
+        before = text[i - 1] if i else " "
+        after = text[i + 1] if i + 1 < end else " "
+        if unicodedata.category(char)[0] == "C":
+            odd += 1
+        elif not char.isalpha():
+            odd += char not in _WORD_PUNCTUATION and (before.isalpha() or after.isalpha())
+        elif char.isupper() and before.isalpha() and before.islower():
+            odd += 1
+    for word in _WORD.findall(text):
+        if not word.isascii():
+            accented = sum(1 for c in word if c > "\x7f" and _is_latin(c))
+            odd += accented * 3 > len(word) * 2
+    return odd
+
+
+def _is_latin(char: str) -> bool:
+    return unicodedata.name(char, "").startswith("LATIN")
+
+
+def _detect_single_byte(head: bytes) -> EncodingGuess:
+    from charset_normalizer import from_bytes
+
+    sample = head[:DETECT_SAMPLE_BYTES]
+    results = from_bytes(sample, cp_isolation=list(PLAUSIBLE_SINGLE_BYTE), preemptive_behaviour=False)
+    proposed = {}
+    for match in results:
+        for name in (match.encoding, *match.could_be_from_charset):
+            codec = codecs.lookup(name).name
+            for known in PLAUSIBLE_SINGLE_BYTE:
+                if codecs.lookup(known).name == codec:
+                    proposed.setdefault(known, match.coherence)
+    if not proposed:
+        return EncodingGuess("cp1252", "detected", "the file's encoding could not be recognised: it was read as "
+                             "cp1252 (Windows Western); if accented letters look wrong, choose its encoding")
+    mac_line_ends = b"\r" in sample and b"\n" not in sample
+    order = {name: rank for rank, name in enumerate(PLAUSIBLE_SINGLE_BYTE)}
+    if mac_line_ends:
+        order["mac_roman"] = -1
+    scored = []
+    for name in proposed:
+        text = sample.decode(name, errors=FALLBACK_ERRORS)
+        scored.append((_oddities(text), order[name], name, text))
+    scored.sort()
+    odd, _, chosen, text = scored[0]
+    guess = EncodingGuess(chosen, "detected")
+    label = f"{chosen} ({ENCODING_NAMES.get(chosen, chosen)})"
+    if odd:
+        return EncodingGuess(chosen, "detected", f"the file's encoding is uncertain: it was read as {label}, but "
+                             f"{odd} character(s) still look wrong; if names look garbled, choose its encoding")
+    rivals = [other for o, _, other, other_text in scored[1:] if o == 0 and other_text != text]
+    letters = [c for c in text if c.isalpha()]
+    mostly_non_ascii = letters and sum(c > "\x7f" for c in letters) * 5 > len(letters)
+    if rivals and mostly_non_ascii and proposed.get(rivals[0], 0) >= proposed.get(chosen, 0):
+        return EncodingGuess(chosen, "detected", f"the file's encoding is uncertain: it was read as {label}, but "
+                             f"{rivals[0]} reads it differently; if names look garbled, choose its encoding")
+    return guess
+
+
+ENCODING_NAMES = {
+    "utf-8": "Unicode", "utf-8-sig": "Unicode", "utf-16": "Unicode", "utf-32": "Unicode",
+    "utf-16-le": "Unicode", "utf-16-be": "Unicode",
+    "cp1252": "Windows Western", "latin-1": "ISO Western", "mac_roman": "Mac Roman", "cp1250": "Windows Central European",
+    "cp1251": "Windows Cyrillic", "cp1253": "Windows Greek", "cp1254": "Windows Turkish", "cp1255": "Windows Hebrew",
+    "cp1256": "Windows Arabic", "cp1257": "Windows Baltic", "cp1258": "Windows Vietnamese", "cp874": "Windows Thai",
+    "cp932": "Japanese Shift-JIS", "gbk": "Chinese GBK", "big5": "Chinese Big5",
+}
 
 
 def _looks_like_shift_jis(head: bytes) -> bool:
@@ -219,13 +361,30 @@ def _describe_lines(lines: list[int], most: int = 4) -> str:
     return f"line {text}" if len(lines) == 1 else f"lines {text}"
 
 
-def read_delimited(fileobj: BinaryIO, *, delimiter: str | None = None) -> Iterator[SourceRow]:
+@dataclass(slots=True)
+class DelimitedFile:
+    """An opened delimited file: its rows (an iterator), the encoding and the delimiter."""
+
+    rows: Iterator[SourceRow]
+    encoding: EncodingGuess
+    delimiter: str
+
+
+def read_delimited(fileobj: BinaryIO, *, delimiter: str | None = None, encoding: str | None = None
+                   ) -> Iterator[SourceRow]:
+    """Return an iterator over every record of a delimited text file; see `open_delimited`."""
+    return open_delimited(fileobj, delimiter=delimiter, encoding=encoding).rows
+
+
+def open_delimited(fileobj: BinaryIO, *, delimiter: str | None = None, encoding: str | None = None
+                   ) -> DelimitedFile:
     """Return an iterator over every record of a delimited text file, header included.
 
     `fileobj` is a binary file object read from its current position; it is not closed.
     Each SourceRow carries the 1-based physical line where its record starts (a quoted
     field spanning lines pushes later records down) and its cells as str; blank lines and
-    all-empty records come as cells == []. Pass `delimiter` to skip its detection.
+    all-empty records come as cells == []. Pass `delimiter` to skip its detection, and
+    `encoding` (one of ENCODINGS) to skip the encoding's.
 
     Detection runs now, so a refused file (NUL bytes, rows disagreeing on the delimiter)
     raises ReaderError from this call; limits broken further down (over MAX_COLUMNS
@@ -234,7 +393,13 @@ def read_delimited(fileobj: BinaryIO, *, delimiter: str | None = None) -> Iterat
     a few hundred thousand rows per second.
     """
     head = _read_head(fileobj)
-    encoding = detect_encoding(head)
+    if encoding:
+        given = check_encoding(encoding)
+        # A BOM is never text: utf-8-sig and utf-16 drop it (utf-16 without one reads little-endian).
+        guess = EncodingGuess("utf-8-sig" if given == "utf-8" else given, "given")
+    else:
+        guess = guess_encoding(head)
+    encoding = guess.encoding
     if not encoding.startswith(("utf-16", "utf-32")) and b"\x00" in head:
         raise ReaderError(_describe_nul_bytes(head))
     if delimiter is None:
@@ -247,7 +412,7 @@ def read_delimited(fileobj: BinaryIO, *, delimiter: str | None = None) -> Iterat
         errors=FALLBACK_ERRORS,
         newline="",
     )
-    return _yield_rows(stream, delimiter)
+    return DelimitedFile(_yield_rows(stream, delimiter), guess, delimiter)
 
 
 def _read_head(fileobj: BinaryIO) -> bytes:

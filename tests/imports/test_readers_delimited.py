@@ -75,7 +75,8 @@ def test_it_falls_back_to_cp1252_for_a_latin1_file():
 
 
 def test_it_keeps_bytes_cp1252_leaves_undefined_as_latin1():
-    assert read_rows(b"a\n\x81\x8d\n")[1] == (2, ["\x81\x8d"])
+    # Detection would read these two bytes as Cyrillic (cp1251 defines them); name cp1252.
+    assert read_rows(b"a\n\x81\x8d\n", encoding="cp1252")[1] == (2, ["\x81\x8d"])
 
 
 def test_it_never_guesses_utf16_without_a_bom():

@@ -21,8 +21,13 @@ class Command(BaseCommand):
         parser.add_argument("--region", default="", help="Phone region for numbers without a country code.")
         parser.add_argument("--dry-run", action="store_true", help="Report what would happen; write nothing.")
         parser.add_argument("--json", action="store_true", help="Print exactly one JSON object on stdout.")
+        parser.add_argument("--encoding", default="", help="Text encoding of a CSV/TSV file (default: detected), "
+                            "e.g. mac_roman, cp1252, cp1251, utf-8.")
+        parser.add_argument("--sheet", default="", help="Workbook sheet to read: its name or 1-based number "
+                            "(default: the first sheet whose header names a phone or email column).")
 
-    def handle(self, *args, file, org, list_name, mode, no_header, region, dry_run, json: bool, **options):
+    def handle(self, *args, file, org, list_name, mode, no_header, region, dry_run, json: bool, encoding="",
+               sheet="", **options):
         organization = Organization.objects.filter(slug=org).first()
         if organization is None:
             raise CommandError(f"No organization with slug '{org}'.")
@@ -40,7 +45,7 @@ class Command(BaseCommand):
             with path.open("rb") as handle:
                 job = start_import(org=organization, uploaded=handle, file_name=path.name, mode=mode,
                                    has_header=not no_header, default_region=region, dry_run=dry_run,
-                                   contact_list=contact_list, run_now=True)
+                                   contact_list=contact_list, run_now=True, encoding=encoding, sheet=sheet)
         except ImportRefused as exc:
             return self._refused(json, str(exc))
         if progress:
