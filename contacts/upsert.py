@@ -64,6 +64,14 @@ LOADED = ["id", *[("assignee_id" if f == "assignee" else f) for f in SIMPLE_FIEL
           "updated_at"]
 
 
+UPDATABLE = [n for n in LOADED if n not in ("id", "created_at")]
+# A new contact's values before the row's own (the model's defaults).
+NEW_CONTACT = {**dict.fromkeys(LOADED), "is_test": False, "opted_out": False, "opt_out_source": "",
+               **dict.fromkeys(["first_name", "last_name", "display_name", "company", "address", "city", "state",
+                                "zip", "country", "timezone", "lifecycle_stage", "gender", "avatar_url", "notes",
+                                "language", "external_id"], "")}
+
+
 class ServiceError(Exception):
     """A write the data model refuses; `field` names the culprit, `code` is the API error code."""
 
@@ -317,13 +325,7 @@ class _Batch:
         plan.issues.append(LimitIssue(exc.field or "", exc.message))
 
     def _plan_create(self, plan: Planned, row: dict, data: dict):
-        values = {name: None for name in LOADED}
-        values.update({"is_test": False, "opted_out": False, "opt_out_source": "", "custom_fields": {},
-                       "secondary_phones": [], "secondary_emails": []})
-        for name in ("first_name", "last_name", "display_name", "company", "address", "city", "state", "zip",
-                     "country", "timezone", "lifecycle_stage", "gender", "avatar_url", "notes", "language",
-                     "external_id"):
-            values[name] = ""
+        values = {**NEW_CONTACT, "custom_fields": {}, "secondary_phones": [], "secondary_emails": []}
         issues: list = []
         for name, value in row.items():
             if name in SECONDARY_OF.values():
@@ -334,19 +336,22 @@ class _Batch:
                 values[name] = value
         for issue in issues:
             self._limit(plan, LimitExceeded(issue.message, field=issue.field))
-        given_custom = {k: v for k, v in (data.get("custom_fields") or {}).items() if v is not None}
-        try:
-            values["custom_fields"] = merge_custom_fields({}, given_custom)
-        except LimitExceeded as exc:
-            self._limit(plan, exc)
-            values["custom_fields"] = {k: given_custom[k] for k in sorted(given_custom)[:MAX_CUSTOM_FIELDS]}
+        if data.get("custom_fields"):
+            given_custom = {k: v for k, v in data["custom_fields"].items() if v is not None}
+            try:
+                values["custom_fields"] = merge_custom_fields({}, given_custom)
+            except LimitExceeded as exc:
+                self._limit(plan, exc)
+                values["custom_fields"] = {k: given_custom[k] for k in sorted(given_custom)[:MAX_CUSTOM_FIELDS]}
         values["id"] = uuid7()
         values["created_at"] = values["updated_at"] = self.now
         if data.get("opted_out"):
             values.update(opted_out=True, opted_out_at=self.now, opt_out_source=self.actor.source)
             plan.opt_outs.append(None)
-        plan.opt_outs += self._channel_opt_outs(data, {})
-        plan.tags_added = self._new_tags(values["id"], data.get("tags") or [])
+        if "preferences" in data or "opt_out_channels" in data:
+            plan.opt_outs += self._channel_opt_outs(data, {})
+        if data.get("tags"):
+            plan.tags_added = self._new_tags(values["id"], data["tags"])
         plan.outcome, plan.contact_id, plan.values = "created", values["id"], values
         plan.fields = sorted(k for k, v in data.items() if k not in ("email_key", "opt_out_channels") and _given(v)
                              and v is not False)
@@ -514,7 +519,7 @@ def _insert_contacts(org, rows: list[dict], pg: bool):
         Contact.objects.bulk_create([Contact(**{c: v[c] for c in columns}) for v in rows], batch_size=500)
 
 
-UPDATABLE = [n for n in LOADED if n not in ("id", "created_at")]
+
 
 
 def _update_contacts(rows: list[dict], pg: bool):

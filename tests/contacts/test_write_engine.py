@@ -299,3 +299,13 @@ def test_an_import_racing_a_concurrent_create_merges_into_the_contact_that_now_e
     contact = Contact.objects.get(organization=org, phone=P1)
     assert (contact.first_name, contact.city) == ("Api", "Cary")
     assert Contact.objects.filter(organization=org).count() == 2
+
+
+def test_a_new_contact_gets_the_models_own_defaults_for_every_field_it_was_not_given(acme):
+    plan = upsert.upsert_contacts(org=acme, rows=[{"phone": P1}], actor=Actor(label="t"))[0]
+    written = Contact.objects.get(pk=plan.contact_id)
+    blank = Contact()
+    for name in upsert.LOADED:
+        if name in ("id", "phone", "created_at", "updated_at", "is_textable", "textable_checked_at"):
+            continue
+        assert getattr(written, name) == getattr(blank, name), name
