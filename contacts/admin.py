@@ -137,8 +137,57 @@ def _filter_org(request, model_admin):
     return org
 
 
+# --- facet counts only where they are cheap ---------------------------------------------------
+# "Show counts" (Django's show_facets) runs one aggregate over the filtered rows per filter. On a
+# million contacts that is a full scan each (bench/README.md), so a filter counts only when the
+# planner expects at most FACETS_MAX_ROWS rows to count (one EXPLAIN), and the filters whose
+# counts are a subquery per choice (tags, lists, segments, states, stages) never count.
+FACETS_MAX_ROWS = 20_000
+
+
+class _WithoutFacets:
+    """The changelist as a filter sees it, with facet counts switched off."""
+
+    add_facets = False
+
+    def __init__(self, changelist):
+        self._changelist = changelist
+
+    def __getattr__(self, name):
+        return getattr(self._changelist, name)
+
+
+class CheapFacetsMixin:
+    never_count = False
+
+    def choices(self, changelist):
+        if changelist.add_facets and not self._facets_are_cheap(changelist):
+            changelist = _WithoutFacets(changelist)
+        return super().choices(changelist)
+
+    def _facets_are_cheap(self, changelist) -> bool:
+        if self.never_count:
+            return False
+        if connection.vendor != "postgresql":
+            return True
+        rows = changelist.get_queryset(self.request, exclude_parameters=self.expected_parameters())
+        return planner_row_estimate(rows) <= FACETS_MAX_ROWS
+
+
+class NoFacetsFilter(CheapFacetsMixin, admin.SimpleListFilter):
+    never_count = True
+
+
+class OptedOutFilter(CheapFacetsMixin, admin.BooleanFieldListFilter):
+    pass
+
+
+class DateFilter(CheapFacetsMixin, admin.DateFieldListFilter):
+    pass
+
+
 # --- changelist filters (each applies one ContactQuerySet method) ------------------------------
-class TagFilter(admin.SimpleListFilter):
+class TagFilter(NoFacetsFilter):
     title = "tag"
     parameter_name = "tag"
 
@@ -151,7 +200,7 @@ class TagFilter(admin.SimpleListFilter):
         return queryset.tagged_any([self.value()]) if self.value() else queryset
 
 
-class TextableFilter(admin.SimpleListFilter):
+class TextableFilter(CheapFacetsMixin, admin.SimpleListFilter):
     title = "textable"
     parameter_name = "textable"
 
@@ -162,7 +211,7 @@ class TextableFilter(admin.SimpleListFilter):
         return queryset.textable(self.value()) if self.value() in {"true", "false", "unknown"} else queryset
 
 
-class _PresenceFilter(admin.SimpleListFilter):
+class _PresenceFilter(CheapFacetsMixin, admin.SimpleListFilter):
     method = ""
 
     def lookups(self, request, model_admin):
@@ -182,7 +231,7 @@ class HasPhoneFilter(_PresenceFilter):
     title, parameter_name, method = "has phone", "has_phone", "with_phone"
 
 
-class StateFilter(admin.SimpleListFilter):
+class StateFilter(NoFacetsFilter):
     title = "state"
     parameter_name = "state"
 
@@ -195,7 +244,7 @@ class StateFilter(admin.SimpleListFilter):
         return queryset.in_state([self.value()]) if self.value() else queryset
 
 
-class LifecycleStageFilter(admin.SimpleListFilter):
+class LifecycleStageFilter(NoFacetsFilter):
     title = "lifecycle stage"
     parameter_name = "lifecycle_stage"
 
@@ -206,6 +255,14 @@ class LifecycleStageFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.filter(lifecycle_stage=self.value()) if self.value() else queryset
+
+
+class ListNoFacets(CheapFacetsMixin, ListListFilter):
+    never_count = True
+
+
+class SegmentNoFacets(CheapFacetsMixin, SegmentListFilter):
+    never_count = True
 
 
 # --- action forms ---------------------------------------------------------------------------
@@ -229,9 +286,8 @@ class ContactAdmin(OrgScopedAdmin):
     list_display = ["name", "phone_display", "email_display", "tag_names", "textable", "opted_out_badge", "updated"]
     list_display_links = ["name"]
     list_filter = [
-        TagFilter, ListListFilter, SegmentListFilter, "opted_out", TextableFilter, StateFilter, LifecycleStageFilter,
-        HasEmailFilter, HasPhoneFilter, ("created_at", admin.DateFieldListFilter),
-        ("updated_at", admin.DateFieldListFilter),
+        TagFilter, ListNoFacets, SegmentNoFacets, ("opted_out", OptedOutFilter), TextableFilter, StateFilter,
+        LifecycleStageFilter, HasEmailFilter, HasPhoneFilter, ("created_at", DateFilter), ("updated_at", DateFilter),
     ]
     date_hierarchy = "created_at"
     # The search box appears when search_fields is set; get_search_results does the searching.
@@ -244,7 +300,7 @@ class ContactAdmin(OrgScopedAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     # Counts on request ("Show counts"), and only for the filters that answer from an index or a
-    # few rows (see FACETLESS_FILTERS and bench/README.md); never on every page load.
+    # few rows (CheapFacetsMixin, bench/README.md); never on every page load.
     show_facets = admin.ShowFacets.ALLOW
     actions = ["add_tag", "remove_tag", add_to_list, "opt_out", "delete_contacts", export_selected,
                export_selected_xlsx, export_selected_vcf]
@@ -587,7 +643,10 @@ class TagAdmin(OrgScopedAdmin):
     fields = ["name"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(contact_count=Count("contact_links"))
+        qs = super().get_queryset(request)
+        if request.resolver_match is not None and request.resolver_match.url_name == "autocomplete":
+            return qs  # the contact page's tag picker needs names, not a count of every tag's links
+        return qs.annotate(contact_count=Count("contact_links"))
 
     def get_fields(self, request, obj=None):
         return ["organization", "name"] if request.user.is_superuser and obj is None else ["name"]
