@@ -109,7 +109,7 @@ INDEX_CACHE_SECONDS = 300
 def _count(queryset) -> tuple[int, bool]:
     from contacts.admin import EstimatedCountPaginator
 
-    paginator = EstimatedCountPaginator(queryset, 1)
+    paginator = EstimatedCountPaginator(queryset.order_by("pk"), 1)
     return paginator.count, getattr(paginator, "estimated", False)
 
 
@@ -146,10 +146,10 @@ def opt_out_chart_svg(weeks: list[tuple]) -> str:
         x, y = i * (bar + gap), height - bottom - h
         bars.append(format_html(
             '<g><title>week of {}: {} opt-out{}</title>'
-            '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="#417690"></rect>'
-            '<text x="{:.1f}" y="{:.1f}" font-size="9" text-anchor="middle">{}</text></g>',
-            week.isoformat(), count, "" if count == 1 else "s", x, y, bar, max(h, 0.5),
-            x + bar / 2, y - 3, count if count else ""))
+            '<rect x="{}" y="{}" width="{}" height="{}" fill="#417690"></rect>'
+            '<text x="{}" y="{}" font-size="9" text-anchor="middle">{}</text></g>',
+            week.isoformat(), count, "" if count == 1 else "s", f"{x:.1f}", f"{y:.1f}", f"{bar:.1f}",
+            f"{max(h, 0.5):.1f}", f"{x + bar / 2:.1f}", f"{y - 3:.1f}", count if count else ""))
     labels = format_html(
         '<text x="0" y="{}" font-size="9">{}</text><text x="{}" y="{}" font-size="9" text-anchor="end">{}</text>',
         height - 4, weeks[0][0].strftime("%b %d") if weeks else "", width, height - 4,

@@ -116,11 +116,32 @@ class ConfirmForm(forms.Form):
         return {str(c["index"]): (self.cleaned_data.get(f"col_{c['index']}") or None) for c in self.columns}
 
 
+class ImportStateFilter(admin.SimpleListFilter):
+    """The states staff read (import_status): "Finished with errors" apart from "Succeeded"."""
+
+    title = "status"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("succeeded", "Succeeded"), ("errors", "Finished with errors"), *[
+            (value, label) for value, label in ImportJob.Status.choices if value != ImportJob.Status.SUCCEEDED]]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "succeeded":
+            return queryset.filter(status=value, failed=0)
+        if value == "errors":
+            return queryset.filter(status=ImportJob.Status.SUCCEEDED, failed__gt=0)
+        if value in ImportJob.Status.values:
+            return queryset.filter(status=value)
+        return queryset
+
+
 @admin.register(ImportJob)
 class ImportJobAdmin(OrgScopedAdmin):
     list_display = ["file_name", "status_badge", "progress_column", "created", "updated", "unchanged", "failed",
                     "who", "started"]
-    list_filter = ["status", "format"]
+    list_filter = [ImportStateFilter, "format", "dry_run"]
     search_fields = ["file_name"]
     change_list_template = "admin/imports/importjob/change_list.html"
     change_form_template = "admin/imports/importjob/progress.html"

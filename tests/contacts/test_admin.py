@@ -553,3 +553,32 @@ def test_a_superuser_adds_a_contact_to_the_organization_they_pick(client, globex
 def test_staff_see_no_organization_field(client, alice):
     client.force_login(alice)
     assert "organization" not in client.get(ADD).context["adminform"].form.fields
+
+
+# --- the admin index ---------------------------------------------------------------------------
+def test_the_index_shows_the_organizations_figures_imports_and_an_opt_out_chart(client, alice, acme, globex):
+    from django.utils import timezone
+
+    from contacts.services import Actor, contact_opt_out
+    from contacts_crm.admin import opt_outs_per_week
+
+    people = [make_contact(acme, phone=f"+191955501{n:02d}") for n in range(4)]
+    Contact.objects.filter(pk=people[0].pk).update(is_textable=True)
+    contact_opt_out(contact=people[1], actor=Actor(label="test", source="api"))
+    make_contact(globex, phone="+442079460958")
+    weeks = opt_outs_per_week(acme, now=timezone.now())
+    assert len(weeks) == 12 and weeks[-1][1] == 1 and sum(n for _, n in weeks) == 1
+    client.force_login(alice)
+    response = client.get(reverse("admin:index"))
+    html = response.content.decode()
+    assert response.context["crm_contacts"] == 4
+    assert response.context["crm_opted_out_share"] == 0.25 and response.context["crm_textable_share"] == 0.25
+    assert '<svg id="opt-out-chart"' in html and "1 opt-out</title>" in html
+    assert "25.0%" in html and "View site" not in html
+
+
+def test_the_index_of_a_user_without_an_organization_is_djangos(client, django_user_model):
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(root)
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 200 and "crm_contacts" not in response.context
