@@ -282,6 +282,7 @@ class ContactAdmin(OrgScopedAdmin):
     form = ContactAdminForm
     member_can_delete = False
     save_on_top = True
+    empty_value_display = ""  # a dash in every empty cell drowned the opted-out ones
 
     list_display = ["name", "phone_display", "email_display", "tag_names", "textable", "opted_out_badge", "updated"]
     list_display_links = ["name"]
@@ -399,23 +400,26 @@ class ContactAdmin(OrgScopedAdmin):
 
     def get_fieldsets(self, request, obj=None):
         form = self._form_class(request, obj)
-        identity = ["phone", "email", ("first_name", "last_name"), "display_name", "company", "gender",
-                    "birthday", "language", "avatar_url", "external_id", "secondary_phones", "secondary_emails"]
-        system = ["id", "created_at_display", "updated_at_display"]
+        identity = [("phone", "email"), ("first_name", "last_name"), ("display_name", "company"),
+                    ("gender", "birthday", "language"), ("avatar_url", "external_id"),
+                    ("secondary_phones", "secondary_emails")]
+        system = ["id", ("created_at_display", "updated_at_display")]
         if request.user.is_superuser:
             (identity if obj is None else system).insert(0, "organization")
-        consent = ["opted_out", *form.preference_names()]
+        prefs = form.preference_names()
+        consent = ["opted_out", *[tuple(prefs[i:i + 2]) for i in range(0, len(prefs), 2)]]
+        custom = form.custom_field_names()
         if obj is not None:
-            consent += ["opted_out_at_display", "opt_out_source", "is_textable", "textable_checked_at_display"]
+            consent += [("opted_out_at_display", "opt_out_source"), ("is_textable", "textable_checked_at_display")]
         fieldsets = [
             ("Identity", {"fields": identity}),
-            ("Address", {"fields": ["address", ("city", "state", "zip"), "country", "timezone"]}),
+            ("Address", {"fields": ["address", ("city", "state", "zip"), ("country", "timezone")]}),
             ("Consent", {
                 "fields": consent,
                 "description": "One control per channel. Textability is checked whenever the phone changes.",
             }),
-            ("CRM", {"fields": ["lifecycle_stage", "assignee", "tags", "new_tags", "is_test", "notes"]}),
-            ("Custom fields", {"fields": [*form.custom_field_names(), "custom_fields"],
+            ("CRM", {"fields": [("lifecycle_stage", "assignee", "is_test"), ("tags", "new_tags"), "notes"]}),
+            ("Custom fields", {"fields": [*[tuple(custom[i:i + 2]) for i in range(0, len(custom), 2)], "custom_fields"],
                                "description": "Defined fields have typed inputs; define more under Custom fields."}),
         ]
         if obj is not None:

@@ -15,6 +15,7 @@ from django import forms
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.urls import reverse
 from django.utils.html import format_html
+from phonenumber_field.phonenumber import PhoneNumber, to_python
 from phonenumber_field.widgets import RegionalPhoneNumberWidget
 
 from contacts_crm.admin_mixins import admin_datetime
@@ -120,13 +121,24 @@ def _lines(text: str) -> list[str]:
 CHANNEL_STATES = [("subscribed", "Subscribed"), ("unsubscribed", "Unsubscribed")]
 
 
+class PhoneWidget(RegionalPhoneNumberWidget):
+    """django-phonenumber-field's regional widget: national format for the organization's
+    region (`(919) 555-0102`), and international (`+44 20 7946 0958`), not raw E.164, otherwise."""
+
+    def format_value(self, value):
+        shown = super().format_value(value)
+        if shown == value and isinstance(value, str) and value.startswith("+"):
+            number = to_python(value)
+            if isinstance(number, PhoneNumber) and number.is_valid():
+                return number.as_international
+        return shown
+
+
 def display_phone(e164: str | None, region: str | None) -> str:
-    """A stored E.164 phone as staff read it: national format for the organization's region
-    (`(919) 555-0102`), international otherwise. django-phonenumber-field's regional widget
-    decides, so the list and the form show a number the same way (~25 µs a number)."""
+    """A stored E.164 phone as staff read it, as the contact form shows it (~25 µs a number)."""
     if not e164:
         return ""
-    return RegionalPhoneNumberWidget(region=region).format_value(e164) or e164
+    return PhoneWidget(region=region).format_value(e164) or e164
 
 
 def country_choices(current: str = "") -> list[tuple[str, str]]:
@@ -183,7 +195,7 @@ class ContactAdminForm(forms.ModelForm):
     definitions: dict[str, CustomField] = {}
 
     phone = forms.CharField(
-        required=False, max_length=40, widget=RegionalPhoneNumberWidget(),
+        required=False, max_length=40, widget=PhoneWidget(),
         help_text="Any common format, e.g. (919) 555-1234 or +44 20 7946 0958; stored as E.164.",
     )
     email = forms.CharField(required=False, max_length=254, widget=forms.EmailInput(attrs={"class": "vTextField"}))
@@ -224,6 +236,7 @@ class ContactAdminForm(forms.ModelForm):
         fields = [
             "organization", *RAW_TEXT_FIELDS, *LIST_FIELDS, "assignee", "is_test", "opted_out", "tags", "custom_fields",
         ]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3, "cols": 80})}
 
     @classmethod
     def for_org(cls, org, *, admin_site=None) -> type[ContactAdminForm]:
