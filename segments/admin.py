@@ -194,6 +194,7 @@ class SegmentAdminForm(_OrgForm):
     class Meta:
         model = Segment
         fields = ["name", "description", "rules"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2, "cols": 80})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
