@@ -270,6 +270,7 @@ class ImportJobAdmin(OrgScopedAdmin):
         failing = [row for row in rows if row.get("status") == "error"]
         return TemplateResponse(request, "admin/imports/importjob/confirm.html", self._context(
             request, job=job, form=form, rows=rows, column_rows=column_rows, failing=failing, tabular=tabular,
+            empty_columns=sum(1 for c in column_rows if not c["samples"]),
             cards=[{**row, "fields": readable_contact(row.get("contact") or {})} for row in rows],
             row_count=job.preview.get("row_count"), row_count_more=job.preview.get("row_count_more"),
             title=f"Import {job.file_name}: check the columns"))

@@ -77,7 +77,7 @@ def test_the_rule_builder_shows_the_live_count_while_editing(page, live_server, 
     page.wait_for_selector(".messagelist")
     segment = Segment.objects.get(name="Carolina VIPs")
     assert segment.organization == acme and segment.rules["rules"][0]["value"] == "VA"
-    assert "1" in page.inner_text(f"#result_list tr:has-text('Carolina VIPs') td.field-member_count")
+    assert "1" in page.inner_text("#result_list tr:has-text('Carolina VIPs') td.field-member_count")
 
 
 def test_bad_rules_show_the_apis_message_and_no_count(page, live_server, alice, acme):
