@@ -110,3 +110,16 @@ def test_custom_fields_get_typed_inputs(page, live_server, alice, acme, book, tm
     assert bob.custom_fields == {"plan": "gold", "renews_on": "2027-01-31", "seats": 12, "vip": True}
     assert bob.preferences.get().opted_in is False
     assert "Unsubscribed" in page.inner_text(".field-pref_sms")
+
+
+def test_the_index_shows_the_organization_at_a_glance(page, live_server, alice, acme, book, tmp_path):
+    from contacts.services import Actor, contact_opt_out
+
+    for contact in book[4:7]:
+        contact_opt_out(contact=contact, actor=Actor(label="test", source="keyword"))
+    login(page, live_server, "alice", "/admin/")
+    page.wait_for_selector("#crm-glance")
+    assert page.inner_text("#crm-contacts") == "16"
+    assert page.locator("#opt-out-chart rect").count() == 12
+    assert "View site" not in page.inner_text("#header")
+    screenshot(page, tmp_path, "admin-index.png")
