@@ -582,3 +582,26 @@ def test_the_index_of_a_user_without_an_organization_is_djangos(client, django_u
     client.force_login(root)
     response = client.get(reverse("admin:index"))
     assert response.status_code == 200 and "crm_contacts" not in response.context
+
+
+def test_the_date_hierarchy_drills_down_without_scanning_the_contacts(client, alice, acme):
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    old = make_contact(acme, phone="+19195550101")
+    new = make_contact(acme, phone="+19195550102")
+    Contact.objects.filter(pk=old.pk).update(created_at=timezone.make_aware(datetime(2024, 3, 5, 12)))
+    Contact.objects.filter(pk=new.pk).update(created_at=timezone.make_aware(datetime(2025, 7, 9, 12)))
+    client.force_login(alice)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(CHANGELIST).content.decode()
+    assert not [q for q in queries.captured_queries if "datetime_trunc" in q["sql"].lower()
+                or "date_trunc" in q["sql"].lower()]
+    assert "created_at__year=2024" in page and "created_at__year=2025" in page
+    response = client.get(CHANGELIST + "?created_at__year=2025")
+    html = response.content.decode()
+    assert "created_at__month=7" in html and "created_at__month=8" not in html  # up to the last contact
+    assert [c.pk for c in response.context["cl"].result_list] == [new.pk]
+    response = client.get(CHANGELIST + "?created_at__year=2024&created_at__month=3&created_at__day=5")
+    assert [c.pk for c in response.context["cl"].result_list] == [old.pk]
