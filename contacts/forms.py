@@ -344,7 +344,8 @@ class ContactAdminForm(forms.ModelForm):
         adding = self.instance._state.adding
         names = [n for n in self.fields if n != "organization" and n not in self.errors]
         if not adding:
-            names = [n for n in names if n in self._typed_changed()]
+            changed = set(self._typed_changed())
+            names = [n for n in names if n in changed]
         payload: dict = {}
         preferences: dict[str, bool] = {}
         for name in names:
