@@ -407,7 +407,7 @@ class ContactAdmin(OrgScopedAdmin):
         if request.user.is_superuser:
             (identity if obj is None else system).insert(0, "organization")
         prefs = form.preference_names()
-        consent = ["opted_out", *[tuple(prefs[i:i + 2]) for i in range(0, len(prefs), 2)]]
+        consent = ["opted_out", *prefs]
         custom = form.custom_field_names()
         if obj is not None:
             consent += [("opted_out_at_display", "opt_out_source"), ("is_textable", "textable_checked_at_display")]
