@@ -605,3 +605,25 @@ def test_the_date_hierarchy_drills_down_without_scanning_the_contacts(client, al
     assert [c.pk for c in response.context["cl"].result_list] == [new.pk]
     response = client.get(CHANGELIST + "?created_at__year=2024&created_at__month=3&created_at__day=5")
     assert [c.pk for c in response.context["cl"].result_list] == [old.pk]
+
+
+def test_the_tag_autocomplete_offers_only_the_users_organizations_tags(client, alice, acme, globex):
+    make_contact(acme, phone="+19195550101", tags=["vip-acme"])
+    make_contact(globex, phone="+442079460958", tags=["vip-globex"])
+    client.force_login(alice)
+    response = client.get(reverse("admin:autocomplete"), {
+        "app_label": "contacts", "model_name": "contact", "field_name": "tags", "term": "vip"})
+    assert response.status_code == 200
+    assert [r["text"] for r in response.json()["results"]] == ["vip-acme"]
+
+
+def test_a_forged_tag_of_another_organization_is_refused(client, alice, acme, globex):
+    contact = make_contact(acme, phone="+19195550101")
+    make_contact(globex, phone="+442079460958", tags=["secret"])
+    theirs = Tag.objects.get(organization=globex)
+    client.force_login(alice)
+    data = form_data(client.get(change_url(contact)))
+    data["tags"] = [theirs.pk]
+    response = client.post(change_url(contact), data)
+    assert response.status_code == 200 and "tags" in response.context["adminform"].form.errors
+    assert not contact.tags.exists() and not Tag.objects.filter(organization=acme, key="secret").exists()
