@@ -468,7 +468,8 @@ class ContactAdminForm(forms.ModelForm):
             self.add_error(field, format_html(
                 'This {} belongs to an existing contact, {}. Change it, or '
                 '<button type="submit" name="_merge_into" value="{}" class="button merge-into" id="merge-into">'
-                "Merge into {}</button>: the values you entered are added to that contact.",
+                "Merge into {}</button>: the fields you filled in replace its values, tags and custom fields "
+                "are added.",
                 field, contact_admin_link(target), target.pk, contact_label(target),
             ))
             return

@@ -627,3 +627,15 @@ def test_a_forged_tag_of_another_organization_is_refused(client, alice, acme, gl
     response = client.post(change_url(contact), data)
     assert response.status_code == 200 and "tags" in response.context["adminform"].form.errors
     assert not contact.tags.exists() and not Tag.objects.filter(organization=acme, key="secret").exists()
+
+
+def test_a_superuser_adds_a_contact_in_the_organization_they_pick(client, acme, globex, django_user_model):
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(root)
+    assert client.get(ADD).status_code == 200
+    response = client.post(ADD, add_data(client, organization=str(globex.pk), phone="020 7946 0958",
+                                         first_name="Gil"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Contact.objects.get(organization=globex).phone == "+442079460958"
+    contact = Contact.objects.get(organization=globex)
+    assert client.get(change_url(contact)).status_code == 200
