@@ -15,21 +15,21 @@ from django.contrib.admin.utils import model_ngettext
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connection, transaction
 from django.db.models import Count
+from django.db.models.functions import Upper
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
-from django.utils import timezone
+from django.urls import path, reverse
 from django.utils.formats import number_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from contacts_crm.admin_mixins import OrgScopedAdmin
+from contacts_crm.admin_mixins import OrgScopedAdmin, admin_datetime, admin_time_zone_name
 from contacts_crm.tenancy import user_organization
 from segments.admin import ListListFilter, SegmentListFilter, add_to_list
 
 from . import services
 from .export_views import export_matching_view, export_selected, export_selected_vcf, export_selected_xlsx
-from .forms import ContactAdminForm, CustomFieldAdminForm, TagAdminForm, contact_admin_link
+from .forms import ContactAdminForm, CustomFieldAdminForm, TagAdminForm, contact_admin_link, display_phone
 from .models import ChannelPreference, Contact, ContactEvent, CustomField, Tag
 from .normalize import NormalizationError, normalize_tag
 
@@ -137,8 +137,57 @@ def _filter_org(request, model_admin):
     return org
 
 
+# --- facet counts only where they are cheap ---------------------------------------------------
+# "Show counts" (Django's show_facets) runs one aggregate over the filtered rows per filter. On a
+# million contacts that is a full scan each (bench/README.md), so a filter counts only when the
+# planner expects at most FACETS_MAX_ROWS rows to count (one EXPLAIN), and the filters whose
+# counts are a subquery per choice (tags, lists, segments, states, stages) never count.
+FACETS_MAX_ROWS = 20_000
+
+
+class _WithoutFacets:
+    """The changelist as a filter sees it, with facet counts switched off."""
+
+    add_facets = False
+
+    def __init__(self, changelist):
+        self._changelist = changelist
+
+    def __getattr__(self, name):
+        return getattr(self._changelist, name)
+
+
+class CheapFacetsMixin:
+    never_count = False
+
+    def choices(self, changelist):
+        if changelist.add_facets and not self._facets_are_cheap(changelist):
+            changelist = _WithoutFacets(changelist)
+        return super().choices(changelist)
+
+    def _facets_are_cheap(self, changelist) -> bool:
+        if self.never_count:
+            return False
+        if connection.vendor != "postgresql":
+            return True
+        rows = changelist.get_queryset(self.request, exclude_parameters=self.expected_parameters())
+        return planner_row_estimate(rows) <= FACETS_MAX_ROWS
+
+
+class NoFacetsFilter(CheapFacetsMixin, admin.SimpleListFilter):
+    never_count = True
+
+
+class OptedOutFilter(CheapFacetsMixin, admin.BooleanFieldListFilter):
+    pass
+
+
+class DateFilter(CheapFacetsMixin, admin.DateFieldListFilter):
+    pass
+
+
 # --- changelist filters (each applies one ContactQuerySet method) ------------------------------
-class TagFilter(admin.SimpleListFilter):
+class TagFilter(NoFacetsFilter):
     title = "tag"
     parameter_name = "tag"
 
@@ -151,7 +200,7 @@ class TagFilter(admin.SimpleListFilter):
         return queryset.tagged_any([self.value()]) if self.value() else queryset
 
 
-class TextableFilter(admin.SimpleListFilter):
+class TextableFilter(CheapFacetsMixin, admin.SimpleListFilter):
     title = "textable"
     parameter_name = "textable"
 
@@ -162,7 +211,7 @@ class TextableFilter(admin.SimpleListFilter):
         return queryset.textable(self.value()) if self.value() in {"true", "false", "unknown"} else queryset
 
 
-class _PresenceFilter(admin.SimpleListFilter):
+class _PresenceFilter(CheapFacetsMixin, admin.SimpleListFilter):
     method = ""
 
     def lookups(self, request, model_admin):
@@ -182,7 +231,7 @@ class HasPhoneFilter(_PresenceFilter):
     title, parameter_name, method = "has phone", "has_phone", "with_phone"
 
 
-class StateFilter(admin.SimpleListFilter):
+class StateFilter(NoFacetsFilter):
     title = "state"
     parameter_name = "state"
 
@@ -195,7 +244,7 @@ class StateFilter(admin.SimpleListFilter):
         return queryset.in_state([self.value()]) if self.value() else queryset
 
 
-class LifecycleStageFilter(admin.SimpleListFilter):
+class LifecycleStageFilter(NoFacetsFilter):
     title = "lifecycle stage"
     parameter_name = "lifecycle_stage"
 
@@ -208,36 +257,15 @@ class LifecycleStageFilter(admin.SimpleListFilter):
         return queryset.filter(lifecycle_stage=self.value()) if self.value() else queryset
 
 
-# --- inline and action forms -----------------------------------------------------------------
-class ChannelPreferenceInline(admin.TabularInline):
-    """Per-channel consent. Saved through contact_set_preferences (ContactAdmin.save_formset):
-    deleting a row opts the contact back in on that channel, as "no row means opted in"."""
-
-    model = ChannelPreference
-    fields = ["channel", "opted_in", "changed_at", "source"]
-    readonly_fields = ["changed_at", "source"]
-    extra = 0
-    verbose_name = "channel preference"
-    verbose_name_plural = "Channel preferences (no row = opted in; delete a row to opt back in)"
-
-    # Inlines check Django's per-model permissions, which staff do not hold: whoever may change
-    # the contact (OrgScopedAdmin's role rules) may change its consent.
-    def _contact_admin(self):
-        return self.admin_site._registry[Contact]
-
-    def has_view_permission(self, request, obj=None):
-        return self._contact_admin().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, obj=None):
-        return self._contact_admin().has_change_permission(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return self._contact_admin().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._contact_admin().has_change_permission(request, obj)
+class ListNoFacets(CheapFacetsMixin, ListListFilter):
+    never_count = True
 
 
+class SegmentNoFacets(CheapFacetsMixin, SegmentListFilter):
+    never_count = True
+
+
+# --- action forms ---------------------------------------------------------------------------
 class TagActionForm(forms.Form):
     tag = forms.CharField(max_length=64, widget=forms.TextInput(attrs={"list": "org-tags", "autofocus": True}))
 
@@ -252,25 +280,29 @@ class TagActionForm(forms.Form):
 @admin.register(Contact)
 class ContactAdmin(OrgScopedAdmin):
     form = ContactAdminForm
-    inlines = [ChannelPreferenceInline]
     member_can_delete = False
+    save_on_top = True
+    empty_value_display = ""  # a dash in every empty cell drowned the opted-out ones
 
-    list_display = ["name", "phone", "email", "tag_names", "textable", "opted_out_badge", "updated"]
+    list_display = ["name", "phone_display", "email_display", "tag_names", "textable", "opted_out_badge", "updated"]
     list_display_links = ["name"]
     list_filter = [
-        TagFilter, ListListFilter, SegmentListFilter, "opted_out", TextableFilter, StateFilter, LifecycleStageFilter,
-        HasEmailFilter, HasPhoneFilter,
+        TagFilter, ListNoFacets, SegmentNoFacets, ("opted_out", OptedOutFilter), TextableFilter, StateFilter,
+        LifecycleStageFilter, HasEmailFilter, HasPhoneFilter, ("created_at", DateFilter), ("updated_at", DateFilter),
     ]
+    date_hierarchy = "created_at"
     # The search box appears when search_fields is set; get_search_results does the searching.
     search_fields = ["phone"]
     search_help_text = "Names, email or phone digits (a one-letter typo in a name still matches on PostgreSQL)."
     ordering = ["-updated_at"]
-    # Only orders the (organization, ...) indexes serve; sorting a million rows by name would not be.
-    sortable_by = ["phone", "updated"]
+    # Only orders an (organization, ...) index serves: Upper(last_name), email_key, updated_at.
+    sortable_by = ["name", "phone_display", "email_display", "updated"]
     list_per_page = 50
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
+    # Counts on request ("Show counts"), and only for the filters that answer from an index or a
+    # few rows (CheapFacetsMixin, bench/README.md); never on every page load.
+    show_facets = admin.ShowFacets.ALLOW
     actions = ["add_tag", "remove_tag", add_to_list, "opt_out", "delete_contacts", export_selected,
                export_selected_xlsx, export_selected_vcf]
 
@@ -284,7 +316,8 @@ class ContactAdmin(OrgScopedAdmin):
         return export_matching_view(self, request)
 
     readonly_fields = [
-        "id", "is_textable", "textable_checked_at", "opted_out_at", "opt_out_source", "created_at", "updated_at",
+        "id", "is_textable", "textable_checked_at_display", "opted_out_at_display", "opt_out_source",
+        "created_at_display", "updated_at_display",
     ]
 
     # --- changelist ----------------------------------------------------------------------------
@@ -292,19 +325,37 @@ class ContactAdmin(OrgScopedAdmin):
         return super().get_queryset(request).prefetch_related("tags")
 
     def get_list_select_related(self, request):
-        return ["organization"] if request.user.is_superuser else []
+        # The organization's region decides how phones read (a join on its primary key).
+        return ["organization"]
 
     def get_search_results(self, request, queryset, search_term):
         # The API's search (ContactQuerySet.search), not the admin's icontains over search_fields.
         return queryset.search(search_term), False
 
-    @admin.display(description="name")
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {
+            "time_zone_name": admin_time_zone_name(), **(extra_context or {})})
+
+    @admin.display(description="name", ordering=Upper("last_name"))
     def name(self, obj):
-        return format_html('<span style="white-space:nowrap">{}</span>', obj.full_name or "—")
+        if obj.full_name:
+            return obj.full_name
+        return format_html('<span class="nameless">{}</span>', "(no name)")
+
+    @admin.display(description="phone", ordering="phone")
+    def phone_display(self, obj):
+        return display_phone(obj.phone, obj.organization.default_region)
+
+    @admin.display(description="email", ordering="email_key")
+    def email_display(self, obj):
+        return obj.email or ""
 
     @admin.display(description="tags")
     def tag_names(self, obj):
-        return ", ".join(t.name for t in obj.tags.all())
+        names = [t.name for t in obj.tags.all()]
+        if len(names) <= 3:
+            return ", ".join(names)
+        return format_html('<span title="{}">{}, +{}</span>', ", ".join(names), ", ".join(names[:3]), len(names) - 3)
 
     @admin.display(description="textable", boolean=True)
     def textable(self, obj):
@@ -319,33 +370,65 @@ class ContactAdmin(OrgScopedAdmin):
 
     @admin.display(description="updated", ordering="updated_at")
     def updated(self, obj):
-        return format_html('<span style="white-space:nowrap">{}</span>',
-                           timezone.localtime(obj.updated_at).strftime("%Y-%m-%d %H:%M"))
+        return format_html('<span style="white-space:nowrap">{}</span>', admin_datetime(obj.updated_at))
+
+    @admin.display(description="created at")
+    def created_at_display(self, obj):
+        return admin_datetime(obj.created_at)
+
+    @admin.display(description="updated at")
+    def updated_at_display(self, obj):
+        return admin_datetime(obj.updated_at)
+
+    @admin.display(description="opted out at")
+    def opted_out_at_display(self, obj):
+        return admin_datetime(obj.opted_out_at)
+
+    @admin.display(description="textable checked at")
+    def textable_checked_at_display(self, obj):
+        return admin_datetime(obj.textable_checked_at)
 
     # --- change view ---------------------------------------------------------------------------
+    def _form_class(self, request, obj=None):
+        """ContactAdminForm with this organization's custom-field inputs (built once a request)."""
+        org = obj.organization if obj is not None else user_organization(request.user)
+        cache = request.__dict__.setdefault("_contact_form_classes", {})
+        key = org.pk if org is not None else None
+        if key not in cache:
+            cache[key] = ContactAdminForm.for_org(org, admin_site=self.admin_site)
+        return cache[key]
+
     def get_fieldsets(self, request, obj=None):
-        identity = ["phone", "email", ("first_name", "last_name"), "display_name", "company", "gender",
-                    "birthday", "language", "avatar_url", "external_id", "secondary_phones", "secondary_emails"]
-        system = ["id", "created_at", "updated_at"]
+        form = self._form_class(request, obj)
+        identity = [("phone", "email"), ("first_name", "last_name"), ("display_name", "company"),
+                    ("gender", "birthday", "language"), ("avatar_url", "external_id"),
+                    ("secondary_phones", "secondary_emails")]
+        system = ["id", ("created_at_display", "updated_at_display")]
         if request.user.is_superuser:
             (identity if obj is None else system).insert(0, "organization")
+        prefs = form.preference_names()
+        consent = ["opted_out", *prefs]
+        custom = form.custom_field_names()
+        if obj is not None:
+            consent += [("opted_out_at_display", "opt_out_source"), ("is_textable", "textable_checked_at_display")]
         fieldsets = [
             ("Identity", {"fields": identity}),
-            ("Address", {"fields": ["address", ("city", "state", "zip"), "country", "timezone"]}),
-            ("Messaging and consent", {
-                "fields": ["opted_out", "opted_out_at", "opt_out_source", "is_textable", "textable_checked_at"],
-                "description": "Channel preferences are below. Textability is checked whenever the phone changes.",
+            ("Address", {"fields": ["address", ("city", "state", "zip"), ("country", "timezone")]}),
+            ("Consent", {
+                "fields": consent,
+                "description": "One control per channel. Textability is checked whenever the phone changes.",
             }),
-            ("CRM", {"fields": ["lifecycle_stage", "assignee", "tags", "is_test", "notes"]}),
-            ("Custom fields", {"fields": ["custom_fields"]}),
+            ("CRM", {"fields": [("lifecycle_stage", "assignee", "is_test"), ("tags", "new_tags"), "notes"]}),
+            ("Custom fields", {"fields": [*[tuple(custom[i:i + 2]) for i in range(0, len(custom), 2)], "custom_fields"],
+                               "description": "Defined fields have typed inputs; define more under Custom fields."}),
         ]
         if obj is not None:
             fieldsets.append(("System", {"fields": system, "classes": ["collapse"]}))
         return fieldsets
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs.setdefault("form", self._form_class(request, obj))
         form = super().get_form(request, obj, change=change, **kwargs)
-        form.org = obj.organization if obj is not None else user_organization(request.user)
         assignee = form.base_fields.get("assignee")
         if assignee is not None and form.org is not None:
             # Superusers too: a contact is assigned to a member of its own organization.
@@ -353,10 +436,11 @@ class ContactAdmin(OrgScopedAdmin):
         return form
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        # The timeline goes below the channel preferences (change_form.html's after_related_objects):
-        # it is the longest part of the page and read-only.
+        # The timeline goes below the form (change_form.html's after_related_objects): it is the
+        # longest part of the page and read-only.
         context["timeline"] = self.activity(obj) if obj is not None else None
         context["timeline_length"] = TIMELINE_LENGTH
+        context["time_zone_name"] = admin_time_zone_name()
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def activity(self, obj):
@@ -368,12 +452,12 @@ class ContactAdmin(OrgScopedAdmin):
             return "No activity yet."
         rows = format_html_join(
             "", "<tr><td>{}</td><td><strong>{}</strong></td><td>{}</td><td>{}</td></tr>",
-            ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.get_kind_display(), describe_event(e), e.actor_display)
+            ((admin_datetime(e.created_at), e.get_kind_display(), describe_event(e), e.actor_display)
              for e in events),
         )
         return format_html(
-            '<table class="contact-timeline"><thead><tr><th>when (UTC)</th><th>what</th><th>details</th>'
-            "<th>by</th></tr></thead><tbody>{}</tbody></table>", rows,
+            '<table class="contact-timeline"><thead><tr><th>when ({})</th><th>what</th><th>details</th>'
+            "<th>by</th></tr></thead><tbody>{}</tbody></table>", admin_time_zone_name(), rows,
         )
 
     def save_form(self, request, form, change):
@@ -383,45 +467,32 @@ class ContactAdmin(OrgScopedAdmin):
         actor = admin_actor(request)
         if change:
             services.contact_update(contact=obj, data=form.service_data, actor=actor)
-        else:
+        elif form.merge_target is not None:
+            # The user pressed "Merge into …" on the duplicate error: the one merge rule decides.
             contact, outcome = services.contact_create_or_merge(org=form.service_org, data=form.service_data,
                                                                 actor=actor)
             _become(obj, contact)
-            if outcome == "merged":
-                self.message_user(request, format_html(
-                    "A contact with this phone or email already existed: the values were merged into {}.",
-                    contact_admin_link(contact),
-                ), messages.WARNING)
+            obj._merged = outcome == "merged"
+        else:
+            contact = services.contact_create(org=form.service_org, data=form.service_data, actor=actor)
+            _become(obj, contact)
         for warning in form.warnings:
             self.message_user(request, warning, messages.WARNING)
 
     def save_related(self, request, form, formsets, change):
-        # No form.save_m2m(): the tags went to the service with the other fields.
-        for formset in formsets:
-            self.save_formset(request, form, formset, change=change)
+        pass  # tags and preferences went to the service with the other fields
 
-    def save_formset(self, request, form, formset, change):
-        if formset.model is not ChannelPreference:
-            return super().save_formset(request, form, formset, change)
-        preferences: dict[str, bool] = {}
-        for pref_form in formset.forms:
-            if not getattr(pref_form, "cleaned_data", None):
-                continue
-            old = pref_form.instance if pref_form.instance.pk else None
-            if formset._should_delete_form(pref_form):
-                if old is not None:
-                    preferences[old.channel] = True
-                continue
-            if old is not None and not pref_form.has_changed():
-                continue
-            if old is not None and "channel" in pref_form.changed_data:
-                preferences[pref_form.initial["channel"]] = True
-            preferences[pref_form.cleaned_data["channel"]] = pref_form.cleaned_data["opted_in"]
-        if preferences:
-            services.contact_set_preferences(contact=formset.instance, preferences=preferences,
-                                             actor=admin_actor(request))
-        # construct_change_message() reads these; the timeline holds the detail.
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+    def log_addition(self, request, obj, message):
+        if getattr(obj, "_merged", False):
+            return self.log_change(request, obj, [{"changed": {"fields": ["merged from the add form"]}}])
+        return super().log_addition(request, obj, message)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(obj, "_merged", False):
+            self.message_user(request, format_html("The values were merged into {}.", contact_admin_link(obj)),
+                              messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:contacts_contact_change", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
@@ -576,7 +647,10 @@ class TagAdmin(OrgScopedAdmin):
     fields = ["name"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(contact_count=Count("contact_links"))
+        qs = super().get_queryset(request)
+        if request.resolver_match is not None and request.resolver_match.url_name == "autocomplete":
+            return qs  # the contact page's tag picker needs names, not a count of every tag's links
+        return qs.annotate(contact_count=Count("contact_links"))
 
     def get_fields(self, request, obj=None):
         return ["organization", "name"] if request.user.is_superuser and obj is None else ["name"]

@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
@@ -18,12 +19,22 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from contacts.services import Actor, ServiceError
-from contacts_crm.admin_mixins import OrgScopedAdmin
+from contacts_crm.admin_mixins import OrgScopedAdmin, admin_datetime
 from contacts_crm.tenancy import user_organization
 
 from .models import ContactList, Segment
 from .querysets import q_member_of
-from .rules import RuleError, compile_rules, validate_rules
+from .rules import (
+    CHANNEL_SPEC,
+    CUSTOM_SPEC,
+    CUSTOM_TYPE_OPS,
+    FIELDS,
+    MAX_DEPTH,
+    NO_VALUE_OPS,
+    RuleError,
+    compile_rules,
+    validate_rules,
+)
 from .services import list_add_queryset
 
 RULES_EXAMPLE = {
@@ -114,9 +125,37 @@ class ContactListAdmin(_OrgFormAdmin):
 
 
 # --- segments ----------------------------------------------------------------------------------
-class RulesWidget(forms.Textarea):
-    def __init__(self, attrs=None):
-        super().__init__(attrs={"rows": 18, "cols": 100, "style": "font-family: monospace", **(attrs or {})})
+def rule_vocabulary(org) -> dict:
+    """What the rule builder offers, straight from segments.rules (one vocabulary): each field's
+    kind and operators, the channels and the organization's custom fields with their types."""
+    from contacts.models import Channel, CustomField
+
+    fields = [{"name": name, "kind": spec.kind, "ops": list(spec.ops)} for name, spec in FIELDS.items()]
+    fields += [{"name": f"channel.{c}", "label": f"channel: {label}", "kind": "channel", "ops": list(CHANNEL_SPEC.ops)}
+               for c, label in Channel.choices]
+    definitions = CustomField.objects.for_org(org) if org is not None else []
+    for d in definitions:
+        fields.append({"name": f"custom.{d.key}", "label": f"custom: {d.label or d.key}", "kind": "custom",
+                       "type": d.type, "choices": d.choices or [],
+                       "ops": list(CUSTOM_TYPE_OPS.get(d.type, CUSTOM_SPEC.ops))})
+    return {"fields": fields, "no_value_ops": list(NO_VALUE_OPS), "limits": {"depth": MAX_DEPTH}}
+
+
+class RuleBuilderWidget(forms.Textarea):
+    """The rules as rows of field / operator / value in and/or groups, with "not", and the JSON
+    beside them for power users. Plain JavaScript (segments/static/segments/rule_builder.js, no
+    build step, no CDN); the live count comes from POST /api/v1/segments/preview."""
+
+    template_name = "admin/segments/rule_builder.html"
+
+    class Media:
+        js = ["segments/rule_builder.js"]
+        css = {"all": ["segments/rule_builder.css"]}
+
+    def __init__(self, attrs=None, *, org=None):
+        self.org = org
+        super().__init__(attrs={"rows": 14, "cols": 90, "style": "font-family: monospace", "spellcheck": "false",
+                                **(attrs or {})})
 
     def format_value(self, value):
         if isinstance(value, str):
@@ -126,20 +165,46 @@ class RulesWidget(forms.Textarea):
                 return value
         return json.dumps(value, indent=2, ensure_ascii=False)
 
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["vocabulary"] = rule_vocabulary(self.org)
+        context["preview_url"] = reverse("segment-preview")
+        context["vocabulary_id"] = f"{context['widget']['attrs'].get('id', name)}-vocabulary"
+        return context
+
+
+def parse_rules_json(text: str):
+    """The rules from the JSON text; a syntax error names its line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(
+            f"The rules are not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+
 
 class SegmentAdminForm(_OrgForm):
-    rules = forms.JSONField(
-        widget=RulesWidget, initial=RULES_EXAMPLE,
+    rules = forms.CharField(
+        widget=RuleBuilderWidget, initial=json.dumps(RULES_EXAMPLE),
         help_text=mark_safe(  # a constant
-            'JSON rules. Groups: <code>{"op": "and"|"or", "rules": [...]}</code>, negation: '
-            '<code>{"not": {...}}</code>, conditions: <code>{"field", "operator", "value"}</code>. '
-            "Fields: contact fields, <code>tags</code>, <code>lists</code> (list ids), "
-            "<code>channel.sms</code>…, <code>custom.&lt;key&gt;</code>. See docs/segments.md."),
+            'Build the rules above, or edit the JSON: groups <code>{"op": "and"|"or", "rules": [...]}</code>, '
+            'negation <code>{"not": {...}}</code>, conditions <code>{"field", "operator", "value"}</code>. '
+            "See docs/segments.md."),
     )
 
     class Meta:
         model = Segment
         fields = ["name", "description", "rules"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2, "cols": 80})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        org = self.org or (self.instance.organization if self.instance.organization_id else None)
+        self.fields["rules"].widget.org = org
+        if not self.instance._state.adding:
+            self.initial["rules"] = json.dumps(self.instance.rules)
+
+    def clean_rules(self):
+        return parse_rules_json(self.cleaned_data.get("rules") or "")
 
     def clean(self):
         cleaned = super().clean()
@@ -152,12 +217,65 @@ class SegmentAdminForm(_OrgForm):
         return cleaned
 
 
+SEGMENT_COUNT_CACHE_SECONDS = 300
+
+
+def segment_member_counts(segments) -> dict[int, int | None]:
+    """{segment id: members now, or None for invalid rules}, for a page of segments.
+
+    One aggregate per organization counts every segment of the page in one scan (Count with a
+    filter per segment, ~0.4 s on a million contacts); counts are cached for
+    SEGMENT_COUNT_CACHE_SECONDS, keyed by the segment's last change.
+    """
+    from django.core.cache import cache
+
+    from contacts.models import Contact
+
+    counts: dict[int, int | None] = {}
+    todo: dict[int, list] = {}
+    keys = {s.pk: f"segment-count:{s.pk}:{s.updated_at.timestamp() if s.updated_at else 0}" for s in segments}
+    cached = cache.get_many(list(keys.values()))
+    for segment in segments:
+        if keys[segment.pk] in cached:
+            counts[segment.pk] = cached[keys[segment.pk]]
+        else:
+            todo.setdefault(segment.organization_id, []).append(segment)
+    for org_id, group in todo.items():
+        org = group[0].organization
+        filters = {}
+        for segment in group:
+            try:
+                filters[f"s{segment.pk}"] = Count("pk", filter=compile_rules(segment.rules, org=org))
+            except RuleError:
+                counts[segment.pk] = None
+        if filters:
+            result = Contact.objects.for_org(org_id).aggregate(**filters)
+            for name, value in result.items():
+                counts[int(name[1:])] = value
+        cache.set_many({keys[s.pk]: counts.get(s.pk) for s in group}, SEGMENT_COUNT_CACHE_SECONDS)
+    return counts
+
+
+class SegmentChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        counts = segment_member_counts(self.result_list)
+        for segment in self.result_list:
+            segment._member_count = counts.get(segment.pk)
+
+
 @admin.register(Segment)
 class SegmentAdmin(_OrgFormAdmin):
     form = SegmentAdminForm
-    list_display = ["name", "description", "updated_at"]
+    list_display = ["name", "member_count", "description", "updated"]
     search_fields = ["name", "description"]
-    readonly_fields = ["live_count", "show_contacts", "created_at", "updated_at"]
+    readonly_fields = ["live_count", "show_contacts", "created", "updated"]
+
+    def get_changelist(self, request, **kwargs):
+        return SegmentChangeList
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("organization")
 
     def get_fields(self, request, obj=None):
         fields = ["name", "description", "rules"]
@@ -166,6 +284,22 @@ class SegmentAdmin(_OrgFormAdmin):
         if obj is not None:
             fields += self.readonly_fields
         return fields
+
+    @admin.display(description="Members")
+    def member_count(self, obj):
+        count = getattr(obj, "_member_count", None)
+        if count is None:
+            return format_html('<span class="errornote-inline">{}</span>', "invalid rules")
+        url = _contacts_changelist_url(segment=obj.pk)
+        return format_html('<a href="{}">{}</a>', url, f"{count:,}") if url else f"{count:,}"
+
+    @admin.display(description="Updated", ordering="updated_at")
+    def updated(self, obj):
+        return admin_datetime(obj.updated_at)
+
+    @admin.display(description="Created")
+    def created(self, obj):
+        return admin_datetime(obj.created_at)
 
     @admin.display(description="Members now")
     def live_count(self, obj):

@@ -16,6 +16,7 @@ class AdminModel:
     model_name: str
     make: Callable
     action: str | None = None  # an action name to try on the other organization's object
+    pages: tuple[str, ...] = ()  # the model's own admin pages taking the object's pk (url names)
 
     @property
     def id(self) -> str:

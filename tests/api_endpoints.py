@@ -50,6 +50,7 @@ register(
 
 from .contacts import admin_models as _contacts_admin  # noqa: E402,F401
 from .contacts import endpoints as _contacts_exports  # noqa: E402,F401
+from .imports import admin_models as _imports_admin  # noqa: E402,F401
 from .imports import endpoints as _imports  # noqa: E402,F401
 from .segments import admin_models as _segments_admin  # noqa: E402,F401
 from .segments import endpoints as _segments  # noqa: E402,F401

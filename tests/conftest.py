@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from contacts_crm.models import ApiKey, Membership
 
+from .browser import page  # noqa: F401  (the browser tests' fixture)
 from .factories import make_org, make_staff
 
 

@@ -11,6 +11,7 @@ from .admin_matrix import ADMIN_MODELS
 pytestmark = pytest.mark.django_db
 MODELS = [pytest.param(m, id=m.id) for m in ADMIN_MODELS]
 WITH_ACTIONS = [pytest.param(m, id=m.id) for m in ADMIN_MODELS if m.action]
+PAGES = [pytest.param(m, page, id=f"{m.id}:{page}") for m in ADMIN_MODELS for page in m.pages]
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -40,6 +41,20 @@ def test_mallory_cannot_open_or_change_acmes_object_by_url(model, client, acme, 
     delete_url = reverse(f"admin:{model.app_label}_{model.model_name}_delete", args=[theirs.pk])
     client.post(delete_url, {"post": "yes"})
     assert type(theirs).objects.filter(pk=theirs.pk).exists()
+
+
+@pytest.mark.parametrize(("model", "page"), PAGES)
+def test_mallory_gets_404_from_every_page_of_acmes_object(model, page, client, acme, mallory):
+    theirs = model.make(acme)
+    fields = [f.attname for f in type(theirs)._meta.concrete_fields]
+    before = type(theirs).objects.filter(pk=theirs.pk).values(*fields).first()
+    count = type(theirs).objects.count()
+    client.force_login(mallory)
+    url = reverse(f"admin:{page}", args=[theirs.pk])
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"_start": "1", "mode": "create_update"}).status_code == 404
+    assert type(theirs).objects.filter(pk=theirs.pk).values(*fields).first() == before
+    assert type(theirs).objects.count() == count
 
 
 @pytest.mark.parametrize("model", WITH_ACTIONS)

@@ -113,7 +113,7 @@ def test_the_filters_offer_only_the_users_organizations_tags_states_and_stages(c
 def test_the_changelist_shows_the_columns(client, alice, cast):
     client.force_login(alice)
     page = client.get(CHANGELIST).content.decode()
-    for text in ("Ann Smith", "+19195550101", "ann@example.com", "VIP", "textable", "opted out", "updated"):
+    for text in ("Ann Smith", "(919) 555-0101", "ann@example.com", "VIP", "textable", "opted out", "updated"):
         assert text.lower() in page.lower()
 
 
@@ -129,7 +129,7 @@ def test_the_changelist_query_count_does_not_grow_with_rows(client, alice, acme,
     with CaptureQueriesContext(connection) as many:
         client.get(CHANGELIST)
     assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
-    with django_assert_max_num_queries(14):  # incl. the list and segment filters' choices
+    with django_assert_max_num_queries(16):  # incl. the list and segment filters' choices, the date range
         response = client.get(CHANGELIST)
     assert len(response.context["cl"].result_list) == 40
 
@@ -273,7 +273,7 @@ def test_adding_a_contact_normalizes_the_phone_and_records_the_admin_as_actor(cl
     CustomField.objects.create(organization=acme, key="score", type="number")
     client.force_login(alice)
     response = client.post(ADD, add_data(client, phone="(919) 555-0142", email="Dee@Example.COM", first_name="Dee",
-                                         tags="vip, News", custom_fields="score = 42\nplan = gold",
+                                         new_tags="vip, News", cf_score="42", custom_fields="plan = gold",
                                          state="north carolina", birthday="03/14/1990", _continue="1"))
     assert response.status_code == 302, response.context["adminform"].form.errors
     contact = Contact.objects.get(organization=acme, phone="+19195550142")
@@ -286,15 +286,37 @@ def test_adding_a_contact_normalizes_the_phone_and_records_the_admin_as_actor(cl
     assert created.actor_user == alice and created.organization == acme
 
 
-def test_adding_a_known_phone_merges_into_that_contact_and_says_so(client, alice, acme):
-    existing = make_contact(acme, phone="+19195550142", first_name="Old")
+def test_adding_a_known_phone_is_refused_with_a_link_and_merges_only_when_asked(client, alice, acme):
+    existing = make_contact(acme, phone="+19195550142", first_name="Bob", last_name="Jones")
     client.force_login(alice)
-    response = client.post(ADD, add_data(client, phone="919.555.0142", last_name="New"), follow=True)
+    data = add_data(client, phone="919.555.0142", first_name="Robert", last_name="New")
+    response = client.post(ADD, data)
+    assert response.status_code == 200
+    errors = " ".join(response.context["adminform"].form.errors["phone"])
+    assert "Bob Jones" in errors and change_url(existing) in errors and f'value="{existing.pk}"' in errors
+    existing.refresh_from_db()
+    assert (existing.first_name, existing.last_name) == ("Bob", "Jones")
+    assert not ContactEvent.objects.filter(contact=existing, kind="merged").exists()
+    # A stale or forged merge target is not a yes: the form asks again.
+    response = client.post(ADD, {**data, "_merge_into": "123"})
+    assert response.status_code == 200 and "phone" in response.context["adminform"].form.errors
+
+    response = client.post(ADD, {**data, "_merge_into": str(existing.pk)}, follow=True)
     assert Contact.objects.for_org(acme).count() == 1
     existing.refresh_from_db()
-    assert existing.first_name == "Old" and existing.last_name == "New"
+    assert (existing.first_name, existing.last_name) == ("Robert", "New")
     assert ContactEvent.objects.get(contact=existing, kind="merged").actor_user == alice
-    assert any("merged into" in str(m) for m in response.context["messages"])
+    texts = [str(m) for m in response.context["messages"]]
+    assert any("merged into" in t for t in texts) and not any("added successfully" in t for t in texts)
+    assert response.redirect_chain[-1][0] == change_url(existing)
+
+
+def test_adding_a_known_email_is_refused_too(client, alice, acme):
+    existing = make_contact(acme, email="ann@example.com", first_name="Ann")
+    client.force_login(alice)
+    response = client.post(ADD, add_data(client, email="ANN@example.com", first_name="Other"))
+    assert "Ann" in " ".join(response.context["adminform"].form.errors["email"])
+    assert Contact.objects.get(pk=existing.pk).first_name == "Ann"
 
 
 def test_the_admin_refuses_a_bad_phone_with_the_apis_message(client, alice, acme):
@@ -317,8 +339,10 @@ def test_changing_a_contact_goes_through_the_service_with_the_admin_as_actor(cli
     contact = make_contact(acme, phone="+19195550101", first_name="Ann", tags=["old"], custom_fields={"n": 1, "x": "y"})
     client.force_login(alice)
     data = form_data(client.get(change_url(contact)))
-    assert data["custom_fields"] == "n = 1\nx = y" and data["tags"] == "old"
-    data.update(phone="+1 (919) 555-0177", first_name="Anna", tags="new", custom_fields="n = 1\nz = 2", opted_out="on")
+    old_tag = Tag.objects.get(organization=acme, key="old")
+    assert data["custom_fields"] == "n = 1\nx = y" and data["tags"] == [old_tag.pk]
+    data.update(phone="+1 (919) 555-0177", first_name="Anna", tags=[], new_tags="new", custom_fields="n = 1\nz = 2",
+                opted_out="on")
     response = client.post(change_url(contact), data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     contact.refresh_from_db()
@@ -377,20 +401,90 @@ def test_custom_fields_are_validated_against_their_definitions(client, alice, ac
     assert contact.custom_fields == {}
 
 
-def test_the_preferences_inline_saves_through_the_service(client, alice, acme):
+def test_each_channel_is_one_subscribed_control_saved_through_the_service(client, alice, acme):
     contact = make_contact(acme, phone="+19195550101")
     client.force_login(alice)
     data = form_data(client.get(change_url(contact)))
-    data.update({"preferences-TOTAL_FORMS": "1", "preferences-0-channel": "sms"})
+    assert data["pref_sms"] == "subscribed" and data["pref_email"] == "subscribed"
+    data["pref_sms"] = "unsubscribed"
     client.post(change_url(contact), data)
     pref = ChannelPreference.objects.get(contact=contact)
     assert (pref.channel, pref.opted_in, pref.source) == ("sms", False, "admin")
     assert ContactEvent.objects.get(contact=contact, kind="opted_out").data == {"channel": "sms", "source": "admin"}
+    page = client.get(change_url(contact))
+    form = page.context["adminform"].form
+    assert form["pref_sms"].value() == "unsubscribed"
+    assert "Unsubscribed" in form.fields["pref_sms"].help_text and "alice" in form.fields["pref_sms"].help_text
+    # Saving the page again with nothing touched opts nobody back in.
+    client.post(change_url(contact), form_data(page))
+    assert ChannelPreference.objects.get(contact=contact).opted_in is False
+    assert not ContactEvent.objects.filter(contact=contact, kind="opted_in").exists()
+    # Only the explicit control does.
     data = form_data(client.get(change_url(contact)))
-    data["preferences-0-DELETE"] = "on"
+    data["pref_sms"] = "subscribed"
     client.post(change_url(contact), data)
     assert ChannelPreference.objects.get(contact=contact).opted_in is True
     assert ContactEvent.objects.get(contact=contact, kind="opted_in").actor_user == alice
+
+
+def test_adding_a_contact_with_an_unsubscribed_channel(client, alice, acme):
+    client.force_login(alice)
+    client.post(ADD, add_data(client, phone="(919) 555-0143", pref_whatsapp="unsubscribed"))
+    contact = Contact.objects.get(phone="+19195550143")
+    assert list(contact.preferences.values_list("channel", "opted_in")) == [("whatsapp", False)]
+
+
+def test_typed_custom_fields_show_every_bad_value_at_once_and_save_typed_values(client, alice, acme):
+    CustomField.objects.create(organization=acme, key="seats", label="Seats", type="number")
+    CustomField.objects.create(organization=acme, key="renews", label="Renews on", type="date")
+    CustomField.objects.create(organization=acme, key="plan", label="Plan", type="choice", choices=["gold", "silver"])
+    CustomField.objects.create(organization=acme, key="vip", label="VIP", type="boolean")
+    contact = make_contact(acme, phone="+19195550101", custom_fields={"legacy": "x"})
+    client.force_login(alice)
+    page = client.get(change_url(contact))
+    html = page.content.decode()
+    assert 'type="number"' in html and 'type="date"' in html and 'name="cf_vip"' in html
+    assert '<option value="gold">' in html
+    data = form_data(page)
+    data.update(cf_seats="a dozen", cf_renews="31/31/2020", cf_plan="platinum", phone="555-01")
+    response = client.post(change_url(contact), data)
+    errors = response.context["adminform"].form.errors
+    assert {"cf_seats", "cf_renews", "cf_plan", "phone"} <= set(errors)
+    assert "seats" in errors["cf_seats"][0] and "platinum" in errors["cf_plan"][0]
+    assert Contact.objects.get(pk=contact.pk).custom_fields == {"legacy": "x"}
+    data.update(cf_seats="12", cf_renews="2027-01-31", cf_plan="gold", cf_vip="on", phone="+19195550101")
+    response = client.post(change_url(contact), data)
+    assert response.status_code == 302
+    assert Contact.objects.get(pk=contact.pk).custom_fields == {
+        "legacy": "x", "seats": 12, "renews": "2027-01-31", "plan": "gold", "vip": True}
+
+
+def test_a_phone_that_only_changed_format_is_not_in_the_history(client, alice, acme):
+    from django.contrib.admin.models import LogEntry
+
+    contact = make_contact(acme, phone="+19195550101", first_name="Ann")
+    client.force_login(alice)
+    data = form_data(client.get(change_url(contact)))
+    data.update(phone="919-555-0101", first_name="Anna")
+    client.post(change_url(contact), data)
+    entry = LogEntry.objects.get(object_id=str(contact.pk))
+    assert "First name" in entry.get_change_message() and "Phone" not in entry.get_change_message()
+
+
+def test_a_tag_pick_that_is_not_an_id_is_a_form_error_not_a_500(client, alice, acme):
+    contact = make_contact(acme, phone="+19195550101")
+    client.force_login(alice)
+    data = form_data(client.get(change_url(contact)))
+    data["tags"] = ["vip, news"]
+    response = client.post(change_url(contact), data)
+    assert response.status_code == 200 and "tags" in response.context["adminform"].form.errors
+
+
+def test_a_nameless_contact_reads_no_name_not_a_dash(client, alice, acme):
+    make_contact(acme, phone="+19195550101", first_name="", last_name="")
+    client.force_login(alice)
+    page = client.get(CHANGELIST).content.decode()
+    assert "(no name)" in page
 
 
 def test_the_change_page_shows_the_timeline_and_read_only_consent_fields(client, alice, acme):
@@ -461,3 +555,89 @@ def test_a_superuser_adds_a_contact_to_the_organization_they_pick(client, globex
 def test_staff_see_no_organization_field(client, alice):
     client.force_login(alice)
     assert "organization" not in client.get(ADD).context["adminform"].form.fields
+
+
+# --- the admin index ---------------------------------------------------------------------------
+def test_the_index_shows_the_organizations_figures_imports_and_an_opt_out_chart(client, alice, acme, globex):
+    from django.utils import timezone
+
+    from contacts.services import Actor, contact_opt_out
+    from contacts_crm.admin import opt_outs_per_week
+
+    people = [make_contact(acme, phone=f"+191955501{n:02d}") for n in range(4)]
+    Contact.objects.filter(pk=people[0].pk).update(is_textable=True)
+    contact_opt_out(contact=people[1], actor=Actor(label="test", source="api"))
+    make_contact(globex, phone="+442079460958")
+    weeks = opt_outs_per_week(acme, now=timezone.now())
+    assert len(weeks) == 12 and weeks[-1][1] == 1 and sum(n for _, n in weeks) == 1
+    client.force_login(alice)
+    response = client.get(reverse("admin:index"))
+    html = response.content.decode()
+    assert response.context["crm_contacts"] == 4
+    assert response.context["crm_opted_out_share"] == 0.25 and response.context["crm_textable_share"] == 0.25
+    assert '<svg id="opt-out-chart"' in html and "1 opt-out</title>" in html
+    assert "25.0%" in html and "View site" not in html
+
+
+def test_the_index_of_a_user_without_an_organization_is_djangos(client, django_user_model):
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(root)
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 200 and "crm_contacts" not in response.context
+
+
+def test_the_date_hierarchy_drills_down_without_scanning_the_contacts(client, alice, acme):
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    old = make_contact(acme, phone="+19195550101")
+    new = make_contact(acme, phone="+19195550102")
+    Contact.objects.filter(pk=old.pk).update(created_at=timezone.make_aware(datetime(2024, 3, 5, 12)))
+    Contact.objects.filter(pk=new.pk).update(created_at=timezone.make_aware(datetime(2025, 7, 9, 12)))
+    client.force_login(alice)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(CHANGELIST).content.decode()
+    assert not [q for q in queries.captured_queries if "datetime_trunc" in q["sql"].lower()
+                or "date_trunc" in q["sql"].lower()]
+    assert "created_at__year=2024" in page and "created_at__year=2025" in page
+    response = client.get(CHANGELIST + "?created_at__year=2025")
+    html = response.content.decode()
+    assert "created_at__month=7" in html and "created_at__month=8" not in html  # up to the last contact
+    assert [c.pk for c in response.context["cl"].result_list] == [new.pk]
+    response = client.get(CHANGELIST + "?created_at__year=2024&created_at__month=3&created_at__day=5")
+    assert [c.pk for c in response.context["cl"].result_list] == [old.pk]
+
+
+def test_the_tag_autocomplete_offers_only_the_users_organizations_tags(client, alice, acme, globex):
+    make_contact(acme, phone="+19195550101", tags=["vip-acme"])
+    make_contact(globex, phone="+442079460958", tags=["vip-globex"])
+    client.force_login(alice)
+    response = client.get(reverse("admin:autocomplete"), {
+        "app_label": "contacts", "model_name": "contact", "field_name": "tags", "term": "vip"})
+    assert response.status_code == 200
+    assert [r["text"] for r in response.json()["results"]] == ["vip-acme"]
+
+
+def test_a_forged_tag_of_another_organization_is_refused(client, alice, acme, globex):
+    contact = make_contact(acme, phone="+19195550101")
+    make_contact(globex, phone="+442079460958", tags=["secret"])
+    theirs = Tag.objects.get(organization=globex)
+    client.force_login(alice)
+    data = form_data(client.get(change_url(contact)))
+    data["tags"] = [theirs.pk]
+    response = client.post(change_url(contact), data)
+    assert response.status_code == 200 and "tags" in response.context["adminform"].form.errors
+    assert not contact.tags.exists() and not Tag.objects.filter(organization=acme, key="secret").exists()
+
+
+def test_a_superuser_adds_a_contact_in_the_organization_they_pick(client, acme, globex, django_user_model):
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(root)
+    assert client.get(ADD).status_code == 200
+    response = client.post(ADD, add_data(client, organization=str(globex.pk), phone="020 7946 0958",
+                                         first_name="Gil"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Contact.objects.get(organization=globex).phone == "+442079460958"
+    contact = Contact.objects.get(organization=globex)
+    assert client.get(change_url(contact)).status_code == 200

@@ -73,6 +73,51 @@ def test_the_segment_editor_saves_valid_rules_in_the_users_organization(client, 
     assert (segment.organization, segment.rules) == (acme, NC)
 
 
+def test_a_json_syntax_error_names_its_line_and_column(client, alice):
+    client.force_login(alice)
+    text = '{\n  "op": "and",\n  "rules": [\n    {"field": "state" "operator": "eq"}\n  ]\n}'
+    response = client.post(reverse("admin:segments_segment_add"), {"name": "broken", "rules": text})
+    assert response.status_code == 200
+    message = " ".join(response.context["adminform"].form.errors["rules"])
+    assert "line 4, column 23" in message
+    assert not Segment.objects.exists()
+
+
+def test_the_segment_list_shows_each_segments_member_count_counted_in_one_query(client, alice, acme, people):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    nc = Segment.objects.create(organization=acme, name="NC", rules=NC)
+    sc = Segment.objects.create(organization=acme, name="SC", rules={"field": "state", "operator": "eq", "value": "SC"})
+    client.force_login(alice)
+    url = reverse("admin:segments_segment_changelist")
+    client.get(url)
+    from django.core.cache import cache
+
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    counts = {s.pk: s._member_count for s in response.context["cl"].result_list}
+    assert counts == {nc.pk: 2, sc.pk: 1}  # globex's NC contact is not counted
+    assert len([q for q in queries.captured_queries if '"contacts_contact"' in q["sql"]]) == 1
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url)  # cached
+    assert not [q for q in queries.captured_queries if '"contacts_contact"' in q["sql"]]
+
+
+def test_the_rule_builder_gets_the_rule_vocabulary_and_the_custom_fields(client, alice, acme):
+    from contacts.models import CustomField
+
+    CustomField.objects.create(organization=acme, key="plan", type="choice", choices=["gold", "silver"])
+    client.force_login(alice)
+    page = client.get(reverse("admin:segments_segment_add")).content.decode()
+    assert "segments/rule_builder.js" in page and 'class="rule-builder"' in page
+    vocabulary = json.loads(page.split('id="id_rules-vocabulary" type="application/json">')[1].split("</script>")[0])
+    by_name = {f["name"]: f for f in vocabulary["fields"]}
+    assert "contains_any" in by_name["tags"]["ops"] and by_name["custom.plan"]["choices"] == ["gold", "silver"]
+    assert "channel.sms" in by_name
+
+
 def test_the_segment_page_shows_the_live_count_and_links_to_its_contacts(admin_site, client, alice, acme, people):
     segment = Segment.objects.create(organization=acme, name="NC", rules=NC)
     client.force_login(alice)
