@@ -32,7 +32,8 @@ test: $(VENV)/.dev-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 worker: $(VENV)/.deps
-	DEBUG=$${DEBUG:-1} $(PY) manage.py rqworker default
+	DEBUG=$${DEBUG:-1} $(PY) manage.py purge_trash --schedule
+	DEBUG=$${DEBUG:-1} $(PY) manage.py rqworker default --with-scheduler
 
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .

@@ -28,6 +28,7 @@ from contacts_crm.tenancy import user_organization
 from segments.admin import ListListFilter, SegmentListFilter, add_to_list
 
 from . import services
+from .admin_consent import ConsentContactAdminMixin  # consent: trash, ledger, suppression, erase
 from .export_views import export_matching_view, export_selected, export_selected_vcf, export_selected_xlsx
 from .forms import ContactAdminForm, CustomFieldAdminForm, TagAdminForm, contact_admin_link
 from .models import ChannelPreference, Contact, ContactEvent, CustomField, Tag
@@ -250,7 +251,7 @@ class TagActionForm(forms.Form):
 
 # --- contacts --------------------------------------------------------------------------------
 @admin.register(Contact)
-class ContactAdmin(OrgScopedAdmin):
+class ContactAdmin(ConsentContactAdminMixin, OrgScopedAdmin):
     form = ContactAdminForm
     inlines = [ChannelPreferenceInline]
     member_can_delete = False
@@ -387,6 +388,11 @@ class ContactAdmin(OrgScopedAdmin):
             contact, outcome = services.contact_create_or_merge(org=form.service_org, data=form.service_data,
                                                                 actor=actor)
             _become(obj, contact)
+            if outcome == "restored":  # consent: a trashed contact had this phone or email
+                self.message_user(request, format_html(
+                    "A deleted contact with this phone or email was restored and the values merged into {}.",
+                    contact_admin_link(contact),
+                ), messages.WARNING)
             if outcome == "merged":
                 self.message_user(request, format_html(
                     "A contact with this phone or email already existed: the values were merged into {}.",
@@ -436,7 +442,9 @@ class ContactAdmin(OrgScopedAdmin):
         services.contact_delete(contact=obj, actor=admin_actor(request))
 
     def delete_queryset(self, request, queryset):
-        services.contacts_delete_where(queryset)
+        from .trash import contacts_trash_where  # consent: delete means trash
+
+        contacts_trash_where(queryset, actor=admin_actor(request))
 
     def get_deleted_objects(self, objs, request):
         """A summary (the contact, how many events and links go with it) instead of Django's list
@@ -525,12 +533,15 @@ class ContactAdmin(OrgScopedAdmin):
     @admin.action(description="Delete selected contacts", permissions=["delete"])
     def delete_contacts(self, request, queryset):
         if request.POST.get("post") == "yes":
-            deleted = services.contacts_delete_where(queryset)
-            self.message_user(request, f"Deleted {deleted} {model_ngettext(self.opts, deleted)}.", messages.SUCCESS)
+            from .trash import contacts_trash_where  # consent: delete means trash
+
+            deleted = contacts_trash_where(queryset, actor=admin_actor(request))
+            self.message_user(request, f"Moved {deleted} {model_ngettext(self.opts, deleted)} to the trash.",
+                              messages.SUCCESS)
             return None
         return self._action_page(
             request, queryset, action="delete_contacts", danger=True, title="Delete contacts",
-            intro="Delete, with their timelines, tags and channel preferences,", submit="Yes, delete them",
+            intro="Move to the trash (restorable until purged; consent is kept)", submit="Yes, delete them",
         )
 
 

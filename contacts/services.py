@@ -13,8 +13,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .consent import consent_record, suppression_apply_on_create, without_opt_ins
 from .models import ChannelPreference, Contact, ContactEvent, ContactTag, Tag
 from .normalize import email_key, normalize_tag, tag_key
+
+
+def _trash():
+    # contacts.trash builds on this module; imported when first needed.
+    from . import trash
+
+    return trash
 
 MAX_CUSTOM_FIELDS = 20
 
@@ -55,7 +63,8 @@ class Actor:
     user: Any = None
     api_key: Any = None
     label: str = ""
-    source: str = "api"  # ConsentSource: api | admin | import | keyword
+    source: str = "api"  # ConsentSource: api | admin | import | keyword | suppression
+    evidence: dict | None = None  # for the consent ledger: a keyword's message, an import id
 
     def event_fields(self) -> dict:
         return {
@@ -95,7 +104,7 @@ def contact_find_match(*, org, phone: str | None, email: str | None, lock: bool 
         q |= Q(email_key=email_key(email))
     if not q:
         return None
-    qs = Contact.objects.for_org(org).filter(q)
+    qs = Contact.objects.for_org(org, trashed=True).filter(q)  # lead: consent hook: matching sees the trash
     if lock:
         qs = qs.select_for_update()
     found = list(qs[:2])
@@ -176,6 +185,7 @@ def _set_global_opt_out(contact: Contact, opted_out: bool, actor: Actor, now) ->
         contact, ContactEvent.Kind.OPTED_OUT if opted_out else ContactEvent.Kind.OPTED_IN, actor,
         {"channel": None, "source": actor.source}, at=now,
     )
+    consent_record(contact=contact, channel=None, opted_in=not opted_out, actor=actor, at=now)
     return True
 
 
@@ -202,6 +212,7 @@ def contact_set_preferences(*, contact: Contact, preferences: dict[str, bool], a
                 contact, ContactEvent.Kind.OPTED_IN if opted_in else ContactEvent.Kind.OPTED_OUT, actor,
                 {"channel": channel, "source": actor.source}, at=now,
             )
+            consent_record(contact=contact, channel=channel, opted_in=opted_in, actor=actor, at=now)
     if changed and touch:
         _touch(contact)
     return changed
@@ -239,6 +250,8 @@ def opt_out_phone(*, org, phone: str, actor: Actor, channel: str | None = None) 
     """
     with transaction.atomic():
         contact = contact_find_match(org=org, phone=phone, email=None, lock=True)
+        if contact is not None and contact.deleted_at is not None:  # lead: consent hook: restore a trashed match
+            _trash().contact_restore(contact=contact, actor=actor)
         created = contact is None
         if created:
             data = {"phone": phone}
@@ -301,6 +314,8 @@ def contact_create(*, org, data: dict, actor: Actor, event: str = ContactEvent.K
         record_event(contact, event, actor, {"fields": sorted(fields)}, at=now)
         if contact.opted_out:
             record_event(contact, ContactEvent.Kind.OPTED_OUT, actor, {"channel": None, "source": actor.source}, at=now)
+            consent_record(contact=contact, channel=None, opted_in=False, actor=actor, at=now)
+        suppression_apply_on_create(contact=contact, actor=actor)  # lead: consent hook: apply suppression on create
         if data.get("tags"):
             contact_add_tags(contact=contact, names=data["tags"], actor=actor, touch=False)
         if data.get("preferences"):
@@ -322,7 +337,7 @@ def contact_find_match_safely(org, phone, email):
     try:
         return contact_find_match(org=org, phone=phone, email=email)
     except MatchConflict:
-        return Contact.objects.for_org(org).filter(phone=phone).first()
+        return Contact.objects.for_org(org, trashed=True).filter(phone=phone).first()
 
 
 def contact_update(
@@ -347,7 +362,8 @@ def contact_update(
                 clash |= Q(phone=new_phone)
             if new_email and new_email != contact.email:
                 clash |= Q(email_key=email_key(new_email))
-            for other in Contact.objects.for_org(org).exclude(pk=contact.pk).filter(clash)[:1]:
+            # lead: consent hook: a trashed contact's phone/email is still taken
+            for other in Contact.objects.for_org(org, trashed=True).exclude(pk=contact.pk).filter(clash)[:1]:
                 which = "phone" if new_phone and other.phone == new_phone else "email"
                 raise MatchConflict(
                     f"Another contact ({other.pk}) already has the {which} "
@@ -413,8 +429,9 @@ def contact_update(
 def contact_create_or_merge(*, org, data: dict, actor: Actor) -> tuple[Contact, str]:
     """Creates a contact, or merges into the one with the same phone (else email).
 
-    Returns (contact, "created" | "merged"). Merging: fields given win, tags are added, custom
-    fields merge. Raises MatchConflict when the phone and the email belong to two contacts.
+    Returns (contact, "created" | "merged" | "restored"). Merging: fields given win, tags are
+    added, custom fields merge. A match in the trash is restored first (its consent untouched),
+    then merged into. Raises MatchConflict when the phone and the email belong to two contacts.
     """
     for attempt in range(2):
         try:
@@ -422,8 +439,12 @@ def contact_create_or_merge(*, org, data: dict, actor: Actor) -> tuple[Contact, 
                 match = contact_find_match(org=org, phone=data.get("phone"), email=data.get("email"), lock=True)
                 if match is None:
                     return contact_create(org=org, data=data, actor=actor), "created"
-                contact_update(contact=match, data=data, actor=actor, tags_mode="add", event=ContactEvent.Kind.MERGED)
-                return match, "merged"
+                restored = match.deleted_at is not None
+                if restored:  # lead: consent hook: restore a trashed match
+                    _trash().contact_restore(contact=match, actor=actor)
+                merge_data = without_opt_ins(data)  # lead: consent hook: a merge never opts back in
+                contact_update(contact=match, data=merge_data, actor=actor, tags_mode="add", event=ContactEvent.Kind.MERGED)
+                return match, "restored" if restored else "merged"
         except DuplicateConflict:
             # A concurrent create of the same phone/email won the race: merge into it instead.
             if attempt == 0:
@@ -433,11 +454,12 @@ def contact_create_or_merge(*, org, data: dict, actor: Actor) -> tuple[Contact, 
 
 
 def contact_delete(*, contact: Contact, actor: Actor) -> None:
-    contact.delete()
+    """Deleting means the trash (contacts.trash): restorable until purged."""
+    _trash().contact_trash(contact=contact, actor=actor)  # lead: consent hook: delete means trash
 
 
 def contacts_delete_where(queryset) -> int:
-    """Deletes the contacts of `queryset` and everything that hangs off them, set-based.
+    """Deletes for good (the purge: contacts.trash calls it after writing suppressions) the contacts of `queryset` and everything that hangs off them, set-based.
 
     A constant number of DELETE ... WHERE contact_id IN (subquery) statements, whatever the
     count: Django's collector would load every contact into memory first.

@@ -66,6 +66,7 @@ class ImportJob(models.Model):
     updated = models.IntegerField(default=0)
     unchanged = models.IntegerField(default=0)
     merged = models.IntegerField(default=0)
+    restored = models.IntegerField(default=0, help_text="Contacts taken out of the trash by a row.")
     skipped = models.IntegerField(default=0)
     failed = models.IntegerField(default=0)
     warnings = models.IntegerField(default=0)
@@ -90,7 +91,7 @@ class ImportJob(models.Model):
     def __str__(self):
         return f"Import {self.pk}: {self.file_name}"
 
-    COUNTERS = ("created", "updated", "unchanged", "merged", "skipped", "failed")
+    COUNTERS = ("created", "updated", "unchanged", "restored", "merged", "skipped", "failed")
 
     @property
     def percent(self) -> int:

@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from contacts import consent, trash
 from contacts.models import Contact, ContactEvent, ContactTag
 from contacts.normalize import offline_textability
 from contacts.services import tags_ensure
@@ -520,11 +521,17 @@ class ChunkWriter:
         self.new_tags: dict = {}  # contact -> set of tag names
         self.touched: dict = {}  # contact -> {"outcome", "fields"}
         self.opted_out: list[Contact] = []
+        self.restores: dict = {}  # contact pk -> contact taken out of the trash
+        self.suppressed: list = []  # (contact, scope) created with a suppressed phone/email
 
     def run(self) -> ChunkOutcome:
         phones = {g.data["phone"] for g in self.groups if g.data.get("phone")}
         keys = {g.data["email_key"] for g in self.groups if g.data.get("email_key")}
-        existing = list(Contact.objects.for_org(self.org).filter(Q(phone__in=phones) | Q(email_key__in=keys)))
+        # lead: consent hook: matching sees the trash (a re-import restores instead of colliding)
+        existing = list(Contact.objects.for_org(self.org, trashed=True).filter(
+            Q(phone__in=phones) | Q(email_key__in=keys)))
+        # lead: consent hook: suppression list lookup for the chunk (one query)
+        self.suppression = consent.suppressions_lookup_bulk(org=self.org, phones=phones, emails=keys)
         self.by_phone = {c.phone: c for c in existing if c.phone}
         self.by_email = {c.email_key: c for c in existing if c.email_key}
         self.tag_keys = {}
@@ -573,6 +580,9 @@ class ChunkWriter:
         else:
             fields = self.plan_update(contact, data)
             outcome = "updated" if fields else "unchanged"
+            if contact.deleted_at is not None:  # lead: consent hook: count `restored`
+                self.restores[contact.pk] = contact
+                outcome = "restored"
         self.counters[outcome] += 1
         self.detail(group, outcome, **({"fields": fields} if outcome != "unchanged" else {}),
                     **({"contact_id": str(contact.pk)} if outcome != "created" else {}))
@@ -591,6 +601,13 @@ class ChunkWriter:
         if data.get("opted_out"):
             contact.opted_out, contact.opted_out_at, contact.opt_out_source = True, self.now, "import"
             self.opted_out.append(contact)
+        scope = consent.suppression_scope_of(self.suppression, contact.phone, contact.email_key)
+        if scope is not None:  # lead: consent hook: apply suppression on create
+            if scope != "all":
+                self.suppressed.append((contact, scope))  # preference rows once the contact exists
+            elif not contact.opted_out:
+                contact.opted_out, contact.opted_out_at, contact.opt_out_source = True, self.now, "suppression"
+                self.suppressed.append((contact, scope))
         self.creates[id(contact)] = contact
         if contact.phone:
             self.by_phone[contact.phone] = contact
@@ -668,6 +685,11 @@ class ChunkWriter:
     def write(self):
         with pgcopy.own_tag_ids():
             self._write_contacts()
+        if self.restores:  # lead: consent hook: restore trashed matches
+            job = self.job
+            trash.contacts_restore_bulk(org_id=self.org.pk, contact_ids=list(self.restores), at=self.now,
+                                        actor_user_id=job.created_by_id, actor_api_key_id=job.created_by_key_id,
+                                        actor_label=f"import {job.pk}")
         self._write_events()
 
     def _write_contacts(self):
@@ -719,6 +741,13 @@ class ChunkWriter:
                     *common) for c in self.opted_out]
         _insert_rows(ContactEvent, ("contact_id", "kind", "data", "organization_id", "created_at", "actor_user_id",
                                     "actor_api_key_id", "actor_label"), events)
+        # lead: consent hook: ledger rows for the import's opt-outs, and the suppression list's
+        actor = {"at": self.now, "actor_user_id": job.created_by_id, "actor_api_key_id": job.created_by_key_id,
+                 "actor_label": f"import {job.pk}"}
+        consent.consent_record_bulk(org_id=self.org.pk, rows=[
+            (c.pk, None, False, "import", {"import_id": job.pk}) for c in self.opted_out], **actor)
+        consent.suppressions_apply_bulk(org_id=self.org.pk, items=[
+            (c.pk, scope) for c, scope in self.suppressed], **actor)
         if job.contact_list_id:
             self.add_to_list([entry["contact"] for entry in self.touched.values()]
                              + [c for c in self._unchanged_contacts()])

@@ -107,7 +107,7 @@ class ContactListViewSet(_OrgModelViewSet):
             added, already = self._change(request, contact_list, services.list_add_members)
             return Response({"added": added, "already_members": already})
         reject_unknown_params(request)
-        qs = (ListMembership.objects.filter(list=contact_list)
+        qs = (ListMembership.objects.filter(list=contact_list, contact__deleted_at__isnull=True)  # not the trash
               .select_related("contact").prefetch_related("contact__tags", "contact__preferences"))
         page = paginate(request, qs, sorts=MEMBER_SORTS)
         contacts = []
