@@ -342,6 +342,7 @@ class ContactAdmin(ConsentContactAdminMixin, OrgScopedAdmin):
         ]
         if obj is not None:
             fieldsets.append(("System", {"fields": system, "classes": ["collapse"]}))
+        fieldsets += self.consent_fieldsets(obj)  # consent: the suppression entries (admin_consent.py)
         return fieldsets
 
     def get_form(self, request, obj=None, change=False, **kwargs):

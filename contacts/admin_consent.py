@@ -73,6 +73,12 @@ class ConsentRecordInline(admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor_user", "actor_api_key")
 
+    def has_view_permission(self, request, obj=None):
+        # Whoever may see the contact sees its ledger (the organization's role rules, not Django perms).
+        from .models import Contact
+
+        return self.admin_site._registry[Contact].has_view_permission(request, obj)
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -108,14 +114,14 @@ class ConsentContactAdminMixin:
         inlines = list(super().get_inlines(request, obj))
         return [*inlines, ConsentRecordInline] if obj is not None else inlines
 
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = list(super().get_fieldsets(request, obj))
-        if obj is not None:
-            fieldsets.append(("Suppression list", {
-                "fields": ["suppression_entries"],
-                "description": "Entries left by purged or erased contacts with this phone or email.",
-            }))
-        return fieldsets
+    def consent_fieldsets(self, obj=None) -> list:
+        """Appended to ContactAdmin.get_fieldsets()."""
+        if obj is None:
+            return []
+        return [("Suppression list", {
+            "fields": ["suppression_entries"],
+            "description": "Entries left by purged or erased contacts with this phone or email.",
+        })]
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), "suppression_entries"]
