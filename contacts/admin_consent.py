@@ -276,9 +276,6 @@ class SuppressionAdmin(OrgScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # lifted, never deleted: the reason is kept
 
-    def save_form(self, request, form, change):
-        return form.instance  # save_model lifts through contacts.consent
-
     def save_model(self, request, obj, form, change):
         if obj.lifted_at is None:
             consent.suppression_lift(suppression=obj, user=request.user, reason=form.cleaned_data["lift_reason"])
