@@ -333,11 +333,16 @@ class KeywordSettingsAdmin(OrgScopedAdmin):
             fieldsets.insert(0, (None, {"fields": ["organization"]}))
         return fieldsets
 
-    def has_add_permission(self, request):
-        if not super().has_add_permission(request):
-            return False
-        if request.user.is_superuser:
-            return True
+    def add_view(self, request, form_url="", extra_context=None):
+        # One row per organization: "add" opens the existing one. (Checked here, not in
+        # has_add_permission, which every admin page's sidebar calls.)
+        from django.http import HttpResponseRedirect
+        from django.urls import reverse
+
         from contacts_crm.tenancy import user_organization
 
-        return not KeywordSettings.objects.filter(organization=user_organization(request.user)).exists()
+        org = None if request.user.is_superuser else user_organization(request.user)
+        existing = KeywordSettings.objects.filter(organization=org).first() if org is not None else None
+        if existing is not None:
+            return HttpResponseRedirect(reverse("admin:contacts_keywordsettings_change", args=[existing.pk]))
+        return super().add_view(request, form_url, extra_context)

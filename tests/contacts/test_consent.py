@@ -256,3 +256,16 @@ def test_the_gdpr_export_holds_everything_about_the_contact(api, acme):
     assert body["preferences"][0]["channel"] == "sms" and body["preferences"][0]["opted_in"] is False
     assert body["consent"][0]["source"] == "keyword"
     assert {"created", "message_received", "opted_out"} <= {e["kind"] for e in body["timeline"]}
+
+
+def test_keyword_settings_are_edited_in_the_admin_one_row_per_organization(client, alice, acme, api):
+    client.force_login(alice)
+    add = reverse("admin:contacts_keywordsettings_add")
+    response = client.post(add, {"opt_in_words": "volver", "reply_opted_in": "Bienvenido."})
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    settings_row = KeywordSettings.objects.get(organization=acme)
+    assert client.get(add)["Location"] == reverse("admin:contacts_keywordsettings_change", args=[settings_row.pk])
+    make_contact(acme, phone=PHONE)
+    inbound(api, "STOP")
+    assert inbound(api, "Volver!") == {"contact_id": inbound(api, "hi")["contact_id"], "action": "opted_in",
+                                       "channel": "sms", "reply": "Bienvenido."}
