@@ -169,14 +169,25 @@ def purge_trash_job(*, reschedule: bool = False) -> int:
 
 def purge_trash_schedule(delay: timedelta = PURGE_EVERY) -> bool:
     """Schedules purge_trash_job through RQ's scheduler (`rqworker default --with-scheduler`, as
-    `make worker` runs it). One fixed job id: scheduling again replaces, never duplicates.
-    Returns False without Redis (then run `manage.py purge_trash` from cron)."""
+    `make worker` runs it), replacing any purge already scheduled: restarting workers never piles
+    up chains. Each run has its own job id (a running job re-using its own id would have its
+    successor's hash overwritten when it finishes). Returns False without Redis (then run
+    `manage.py purge_trash` from cron)."""
+    import time
+
+    from rq.registry import ScheduledJobRegistry
+
     from contacts_crm.jobs import get_queue, queue_backend
 
     if queue_backend() != "redis":
         return False
-    get_queue().enqueue_in(delay, purge_trash_job, reschedule=True, job_id=PURGE_JOB_ID,
-                           job_timeout=settings.JOB_TIMEOUT)
+    queue = get_queue()
+    registry = ScheduledJobRegistry(queue=queue)
+    for job_id in registry.get_job_ids():
+        if job_id.startswith(PURGE_JOB_ID):
+            registry.remove(job_id, delete_job=True)
+    queue.enqueue_in(delay, purge_trash_job, reschedule=True, job_id=f"{PURGE_JOB_ID}-{time.time_ns()}",
+                     job_timeout=settings.JOB_TIMEOUT)
     return True
 
 

@@ -312,3 +312,29 @@ def test_the_contact_page_shows_the_ledger_and_the_suppression_entries(client, a
     page = client.get(reverse("admin:contacts_contact_change", args=[fresh.pk])).content.decode()
     assert "consent ledger" in page.lower() and "suppression list" in page.lower()
     assert "Purged from the trash" in page
+
+
+def test_purge_trash_schedules_itself_through_rqs_scheduler_when_redis_is_set(settings, acme):
+    """With Redis (CI's PostgreSQL + Redis pass): one scheduled job, however often it is scheduled.
+    Without: --schedule refuses, pointing at cron."""
+    from django.core.management.base import CommandError
+
+    from contacts.trash import PURGE_JOB_ID, purge_trash_job
+
+    if not settings.REDIS_URL:
+        with pytest.raises(CommandError, match="cron"):
+            call_command("purge_trash", "--schedule")
+        assert purge_trash_job(reschedule=True) == 0  # runs; nothing to reschedule without Redis
+        return
+    from rq.registry import ScheduledJobRegistry
+
+    from contacts_crm.jobs import get_queue
+
+    queue = get_queue()
+    registry = ScheduledJobRegistry(queue=queue)
+    call_command("purge_trash", "--schedule")
+    call_command("purge_trash", "--schedule")
+    scheduled = [job_id for job_id in registry.get_job_ids() if job_id.startswith(PURGE_JOB_ID)]
+    assert len(scheduled) == 1
+    assert queue.fetch_job(scheduled[0]).func is purge_trash_job
+    registry.remove(scheduled[0], delete_job=True)
