@@ -58,6 +58,7 @@ def test_a_trashed_contact_is_invisible_to_every_read(api, acme, bob_opted_out):
     assert api.get(f"{URL}/by-phone/{PHONE}").status_code == 404
     assert api.get(f"{URL}/opt-outs").json()["results"] == []
     assert api.get(f"/api/v1/lists/{contact_list.pk}/members").json()["results"] == []
+    assert api.get(f"/api/v1/lists/{contact_list.pk}").json()["member_count"] == 0
     assert api.get(f"/api/v1/segments/{segment.pk}/count").json() == {"count": 0}
     export = b"".join(api.get(f"{URL}/export?format=csv").streaming_content).decode()
     assert PHONE not in export and "+19195550999" in export
