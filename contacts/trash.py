@@ -47,16 +47,20 @@ def _actor_label(actor: Actor) -> str:
 def contacts_trash_where(queryset, *, actor: Actor) -> int:
     """Moves the live contacts of `queryset` to the trash; returns how many.
 
-    Set-based per batch of ids: one UPDATE, one tombstone INSERT and one event INSERT per
-    PURGE_BATCH contacts.
+    Set-based per batch of ids: one SELECT, one UPDATE, one tombstone DELETE + INSERT and one event
+    INSERT per PURGE_BATCH contacts.
     """
     now = timezone.now()
-    ids = list(queryset.filter(deleted_at__isnull=True).values_list("pk", "organization_id"))
+    live = queryset.filter(deleted_at__isnull=True).order_by("pk")
     user = actor.user if getattr(actor.user, "pk", None) else None
     label = _actor_label(actor)
+    total, last = 0, None
     with transaction.atomic():
-        for start in range(0, len(ids), PURGE_BATCH):
-            batch = ids[start:start + PURGE_BATCH]
+        while True:  # keyset batches: constant memory for a bulk delete of a whole organization
+            batch = list((live.filter(pk__gt=last) if last else live).values_list("pk", "organization_id")[:PURGE_BATCH])
+            if not batch:
+                return total
+            last = batch[-1][0]
             pks = [pk for pk, _ in batch]
             Contact.objects.filter(pk__in=pks).update(deleted_at=now, deleted_by=user, deleted_by_label=label)
             ContactTombstone.objects.filter(contact_id__in=pks).delete()
@@ -69,7 +73,7 @@ def contacts_trash_where(queryset, *, actor: Actor) -> int:
                              created_at=now, **actor.event_fields())
                 for pk, org_id in batch
             ])
-    return len(ids)
+            total += len(batch)
 
 
 def contact_trash(*, contact: Contact, actor: Actor) -> None:

@@ -339,3 +339,16 @@ def test_purge_trash_schedules_itself_through_rqs_scheduler_when_redis_is_set(se
     assert len(scheduled) == 1
     assert queue.fetch_job(scheduled[0]).func is purge_trash_job
     registry.remove(scheduled[0], delete_job=True)
+
+
+def test_bulk_delete_trashes_in_batches_and_skips_the_trash(api, acme, monkeypatch):
+    import contacts.trash
+
+    monkeypatch.setattr(contacts.trash, "PURGE_BATCH", 2)
+    contacts = [make_contact(acme) for _ in range(5)]
+    trash(contacts[0])
+    body = api.post(f"{URL}/bulk-delete", {"not_ids": [], "confirm": True}, format="json").json()
+    assert body == {"deleted": 4}
+    assert not Contact.objects.live().exists()
+    assert ContactTombstone.objects.filter(organization=acme).count() == 5
+    assert ContactEvent.objects.filter(kind="trashed").count() == 5
