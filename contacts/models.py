@@ -31,6 +31,10 @@ def uuid7() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+# Contacts not in the trash: the condition of the partial indexes that serve live reads.
+LIVE = Q(deleted_at__isnull=True)
+
+
 class Channel(models.TextChoices):
     SMS = "sms", "SMS"
     WHATSAPP = "whatsapp", "WhatsApp"
@@ -50,7 +54,10 @@ class ConsentSource(models.TextChoices):
 
 class Contact(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contacts")
+    # No index of its own: (organization, phone) serves "every row of the organization" (the cascade
+    # of an organization's deletion), and contact_org_live serves every live read.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contacts",
+                                     db_index=False)
     phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164, e.g. +19195551234.")
     email = models.CharField(max_length=254, null=True, blank=True)
     email_key = models.CharField(
@@ -101,7 +108,8 @@ class Contact(models.Model):
     # is restored or purged after TRASH_RETENTION_DAYS.
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="In the trash since.")
     deleted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+        db_index=False,  # contact_org_trashed_by, partial: an index on a million NULLs costs every import
     )
     deleted_by_label = models.CharField(max_length=100, blank=True, default="", editable=False,
                                         help_text="Who trashed it, e.g. 'API key zapier'.")
@@ -121,14 +129,17 @@ class Contact(models.Model):
             models.CheckConstraint(condition=~Q(email=""), name="contact_email_not_blank"),
         ]
         indexes = [
-            # Keyset paging for both sorts (id breaks ties).
-            models.Index(fields=["organization", "updated_at", "id"], name="contact_org_updated"),
-            models.Index(fields=["organization", "created_at", "id"], name="contact_org_created"),
+            # Keyset paging for both sorts (id breaks ties). Partial (live rows): every read of live
+            # contacts says `deleted_at IS NULL` (for_org), and only an index whose predicate matches
+            # lets a count stay an index-only scan (bench/trash_bench.py: 5.7x slower without).
+            models.Index(fields=["organization", "updated_at", "id"], name="contact_org_updated", condition=LIVE),
+            models.Index(fields=["organization", "created_at", "id"], name="contact_org_created", condition=LIVE),
             models.Index(fields=["organization", "state", "updated_at", "id"], name="contact_org_state"),
             models.Index(fields=["organization", "zip"], name="contact_org_zip"),
             models.Index(fields=["organization", "country", "updated_at", "id"], name="contact_org_country"),
             models.Index(fields=["organization", "lifecycle_stage", "updated_at", "id"], name="contact_org_stage"),
-            models.Index(fields=["organization", "opted_out", "updated_at", "id"], name="contact_org_opted_out"),
+            models.Index(fields=["organization", "opted_out", "updated_at", "id"], name="contact_org_opted_out",
+                         condition=LIVE),
             models.Index(fields=["organization", "is_textable", "updated_at", "id"], name="contact_org_textable"),
             models.Index(fields=["organization", "external_id"], name="contact_org_external_id"),
             models.Index(Upper("last_name"), "organization", name="contact_org_last_name"),
@@ -136,6 +147,10 @@ class Contact(models.Model):
             # The trash view and the purge job: a small partial index (live rows are not in it).
             models.Index(fields=["organization", "deleted_at"], name="contact_org_trashed",
                          condition=Q(deleted_at__isnull=False)),
+            models.Index(fields=["deleted_by"], name="contact_trashed_by", condition=Q(deleted_by__isnull=False)),
+            # The organization's live contacts: the narrowest index, so that a count of them stays an
+            # index-only scan as fast as the plain foreign-key index it replaces.
+            models.Index(fields=["organization"], name="contact_org_live", condition=LIVE),
         ]
 
     def __str__(self):
