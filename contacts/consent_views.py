@@ -102,7 +102,10 @@ class ContactTrashViewSet(OrgViewMixin, viewsets.GenericViewSet):
         qs = ContactTombstone.objects.for_org(self.org)
         since = request.query_params.get("since")
         if since:
-            parsed = parse_datetime(since.replace(" ", "+"))
+            try:
+                parsed = parse_datetime(since.replace(" ", "+"))
+            except ValueError:  # well-formed but impossible, e.g. month 13
+                parsed = None
             if parsed is None:
                 raise ValidationError({"since": [f"'{since}' is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)."]})
             if parsed.tzinfo is None:

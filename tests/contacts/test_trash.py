@@ -245,6 +245,8 @@ def test_the_deleted_feed_lists_trashed_and_purged_ids_since_a_time(api, acme):
     later = api.get(f"{URL}/deleted", {"since": (timezone.now() + timedelta(hours=1)).isoformat()}).json()
     assert later["results"] == []
     assert api.get(f"{URL}/deleted?since=yesterday").status_code == 400
+    assert api.get(f"{URL}/deleted?since=2026-13-45T00:00:00Z").status_code == 400
+    assert api.get(f"{URL}/deleted?since=2026-01-01T00:00:00").status_code == 400  # no time zone
 
 
 # --- erase ---------------------------------------------------------------------------------------
@@ -352,3 +354,20 @@ def test_bulk_delete_trashes_in_batches_and_skips_the_trash(api, acme, monkeypat
     assert not Contact.objects.live().exists()
     assert ContactTombstone.objects.filter(organization=acme).count() == 5
     assert ContactEvent.objects.filter(kind="trashed").count() == 5
+
+
+def test_delete_permanent_purges_a_contact_already_in_the_trash(api, acme, bob_opted_out):
+    api.delete(f"{URL}/{bob_opted_out.pk}")
+    assert api.delete(f"{URL}/{bob_opted_out.pk}?permanent=true").status_code == 204
+    assert not Contact.objects.filter(pk=bob_opted_out.pk).exists()
+    tombstone = ContactTombstone.objects.get(contact_id=bob_opted_out.pk)
+    assert tombstone.purged_at is not None and tombstone.deleted_at <= tombstone.purged_at
+    assert api.delete(f"{URL}/{bob_opted_out.pk}?permanent=true").status_code == 404
+
+
+def test_a_read_key_cannot_restore_erase_or_purge(read_api, acme, bob_opted_out):
+    trash(bob_opted_out)
+    assert read_api.post(f"{URL}/{bob_opted_out.pk}/restore").status_code == 403
+    assert read_api.post(f"{URL}/{bob_opted_out.pk}/erase").status_code == 403
+    assert read_api.delete(f"{URL}/{bob_opted_out.pk}?permanent=true").status_code == 403
+    assert Contact.objects.get(pk=bob_opted_out.pk).deleted_at is not None
