@@ -153,9 +153,11 @@ def suppressions_write(*, contacts, source: str, always: bool = False, at=None) 
     now = at or timezone.now()
     contacts = list(contacts)
     prefs: dict = {}
-    for contact_id, channel in ChannelPreference.objects.filter(
-            contact__in=[c.pk for c in contacts], opted_in=False).values_list("contact_id", "channel"):
+    opted_out_since: dict = {}
+    for contact_id, channel, changed_at in ChannelPreference.objects.filter(
+            contact__in=[c.pk for c in contacts], opted_in=False).values_list("contact_id", "channel", "changed_at"):
         prefs.setdefault(contact_id, []).append(channel)
+        opted_out_since[contact_id] = min(changed_at, opted_out_since.get(contact_id, changed_at))
     entries, hashes = [], {}
     for contact in contacts:
         hashes[contact.pk] = contact_value_hashes(contact)
@@ -167,7 +169,10 @@ def suppressions_write(*, contacts, source: str, always: bool = False, at=None) 
             scope = "all"
         else:
             continue
-        since = contact.opted_out_at if contact.opted_out and contact.opted_out_at else now
+        if contact.opted_out and contact.opted_out_at:
+            since = contact.opted_out_at
+        else:
+            since = opted_out_since.get(contact.pk, now)
         for kind, digest in hashes[contact.pk]:
             entries.append(Suppression(organization_id=contact.organization_id, kind=kind, value_hash=digest,
                                        scope=scope, since=since, source=source))
