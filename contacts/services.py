@@ -314,7 +314,7 @@ def contact_create(*, org, data: dict, actor: Actor, event: str = ContactEvent.K
         record_event(contact, event, actor, {"fields": sorted(fields)}, at=now)
         if contact.opted_out:
             record_event(contact, ContactEvent.Kind.OPTED_OUT, actor, {"channel": None, "source": actor.source}, at=now)
-            consent_record(contact=contact, channel=None, opted_in=False, actor=actor, at=now)
+            consent_record(contact=contact, channel=None, opted_in=False, actor=actor, at=now)  # lead: consent hook
         suppression_apply_on_create(contact=contact, actor=actor)  # lead: consent hook: apply suppression on create
         if data.get("tags"):
             contact_add_tags(contact=contact, names=data["tags"], actor=actor, touch=False)
