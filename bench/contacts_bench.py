@@ -185,7 +185,7 @@ CONTACT_COLUMNS = [
     "company", "address", "city", "state", "zip", "country", "timezone", "lifecycle_stage", "gender",
     "avatar_url", "assignee_id", "is_test", "is_textable", "textable_checked_at", "opted_out", "opted_out_at",
     "opt_out_source", "custom_fields", "notes", "birthday", "language", "external_id", "secondary_phones",
-    "secondary_emails", "created_at", "updated_at", "tag_ids",
+    "secondary_emails", "created_at", "updated_at", "deleted_by_label", "tag_ids",
 ]
 NULL = r"\N"
 
@@ -335,7 +335,7 @@ class RowMaker:
                 textable, checked, opted_out, opted_out_at, opt_out_source, custom, "", birthday,
                 self.pick(self.languages, self.language_cum),
                 f"CRM-{rng.randint(0, 9_999_999):07d}" if rng.random() < 0.4 else "",
-                "[]", "[]", _ts(created), _ts(updated), json.dumps(sorted(tag_ids)),
+                "[]", "[]", _ts(created), _ts(updated), "", json.dumps(sorted(tag_ids)),
             ])
             yield line, pk, tag_ids
 

@@ -28,6 +28,7 @@ from contacts_crm.tenancy import user_organization
 from segments.admin import ListListFilter, SegmentListFilter, add_to_list
 
 from . import services
+from .admin_consent import ConsentContactAdminMixin  # consent: trash, ledger, suppression, erase
 from .export_views import export_matching_view, export_selected, export_selected_vcf, export_selected_xlsx
 from .forms import ContactAdminForm, CustomFieldAdminForm, TagAdminForm, contact_admin_link, display_phone
 from .models import ChannelPreference, Contact, ContactEvent, CustomField, Tag
@@ -278,7 +279,7 @@ class TagActionForm(forms.Form):
 
 # --- contacts --------------------------------------------------------------------------------
 @admin.register(Contact)
-class ContactAdmin(OrgScopedAdmin):
+class ContactAdmin(ConsentContactAdminMixin, OrgScopedAdmin):
     form = ContactAdminForm
     member_can_delete = False
     save_on_top = True
@@ -424,6 +425,7 @@ class ContactAdmin(OrgScopedAdmin):
         ]
         if obj is not None:
             fieldsets.append(("System", {"fields": system, "classes": ["collapse"]}))
+        fieldsets += self.consent_fieldsets(obj)  # consent: the suppression entries (admin_consent.py)
         return fieldsets
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -465,6 +467,7 @@ class ContactAdmin(OrgScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         actor = admin_actor(request)
+        outcome = "updated"
         if change:
             services.contact_update(contact=obj, data=form.service_data, actor=actor)
         elif form.merge_target is not None:
@@ -474,13 +477,24 @@ class ContactAdmin(OrgScopedAdmin):
             _become(obj, contact)
             obj._merged = outcome == "merged"
         else:
-            contact = services.contact_create(org=form.service_org, data=form.service_data, actor=actor)
+            # A phone or email of a trashed contact restores it (contacts.trash): it is not a
+            # duplicate, the person's consent comes back exactly as it was.
+            contact, outcome = services.contact_create_or_restore(org=form.service_org, data=form.service_data,
+                                                                  actor=actor)
             _become(obj, contact)
+        if outcome == "restored":
+            self.message_user(request, format_html(
+                "A deleted contact with this phone or email was restored and the values merged into {}.",
+                contact_admin_link(contact),
+            ), messages.WARNING)
         for warning in form.warnings:
             self.message_user(request, warning, messages.WARNING)
 
     def save_related(self, request, form, formsets, change):
-        pass  # tags and preferences went to the service with the other fields
+        # Tags and preferences went to the service with the other fields; the inlines left (the
+        # consent ledger) are read-only, so they saved nothing for the change message to list.
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def log_addition(self, request, obj, message):
         if getattr(obj, "_merged", False):
@@ -507,7 +521,9 @@ class ContactAdmin(OrgScopedAdmin):
         services.contact_delete(contact=obj, actor=admin_actor(request))
 
     def delete_queryset(self, request, queryset):
-        services.contacts_delete_where(queryset)
+        from .trash import contacts_trash_where  # consent: delete means trash
+
+        contacts_trash_where(queryset, actor=admin_actor(request))
 
     def get_deleted_objects(self, objs, request):
         """A summary (the contact, how many events and links go with it) instead of Django's list
@@ -596,12 +612,15 @@ class ContactAdmin(OrgScopedAdmin):
     @admin.action(description="Delete selected contacts", permissions=["delete"])
     def delete_contacts(self, request, queryset):
         if request.POST.get("post") == "yes":
-            deleted = services.contacts_delete_where(queryset)
-            self.message_user(request, f"Deleted {deleted} {model_ngettext(self.opts, deleted)}.", messages.SUCCESS)
+            from .trash import contacts_trash_where  # consent: delete means trash
+
+            deleted = contacts_trash_where(queryset, actor=admin_actor(request))
+            self.message_user(request, f"Moved {deleted} {model_ngettext(self.opts, deleted)} to the trash.",
+                              messages.SUCCESS)
             return None
         return self._action_page(
             request, queryset, action="delete_contacts", danger=True, title="Delete contacts",
-            intro="Delete, with their timelines, tags and channel preferences,", submit="Yes, delete them",
+            intro="Move to the trash (restorable until purged; consent is kept)", submit="Yes, delete them",
         )
 
 

@@ -459,8 +459,8 @@ class ContactAdminForm(forms.ModelForm):
                     contact_admin_link(phone_owner), contact_admin_link(email_owner),
                 ))
                 return
-            if target is None:
-                return
+            if target is None or target.deleted_at is not None:
+                return  # nobody, or a trashed contact, which the add restores (contacts.trash)
             if self.data.get("_merge_into") == str(target.pk):
                 self.merge_target = target
                 return

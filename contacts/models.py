@@ -31,6 +31,10 @@ def uuid7() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+# Contacts not in the trash: the condition of the partial indexes that serve live reads.
+LIVE = Q(deleted_at__isnull=True)
+
+
 class Channel(models.TextChoices):
     SMS = "sms", "SMS"
     WHATSAPP = "whatsapp", "WhatsApp"
@@ -45,11 +49,15 @@ class ConsentSource(models.TextChoices):
     ADMIN = "admin", "Admin"
     IMPORT = "import", "Import"
     KEYWORD = "keyword", "Keyword (inbound STOP/START)"
+    SUPPRESSION = "suppression", "Suppression list"
 
 
 class Contact(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contacts")
+    # No index of its own: (organization, phone) serves "every row of the organization" (the cascade
+    # of an organization's deletion), and contact_org_live serves every live read.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contacts",
+                                     db_index=False)
     phone = models.CharField(max_length=20, null=True, blank=True, help_text="E.164, e.g. +19195551234.")
     email = models.CharField(max_length=254, null=True, blank=True)
     email_key = models.CharField(
@@ -96,6 +104,15 @@ class Contact(models.Model):
     )
     created_at = models.DateTimeField(db_index=False)
     updated_at = models.DateTimeField(db_index=False)
+    # Trash (contacts.trash): a trashed contact is invisible everywhere (for_org hides it) until it
+    # is restored or purged after TRASH_RETENTION_DAYS.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="In the trash since.")
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+        db_index=False,  # contact_org_trashed_by, partial: an index on a million NULLs costs every import
+    )
+    deleted_by_label = models.CharField(max_length=100, blank=True, default="", editable=False,
+                                        help_text="Who trashed it, e.g. 'API key zapier'.")
 
     tags = models.ManyToManyField("Tag", through="ContactTag", related_name="contacts", blank=True)
 
@@ -112,18 +129,28 @@ class Contact(models.Model):
             models.CheckConstraint(condition=~Q(email=""), name="contact_email_not_blank"),
         ]
         indexes = [
-            # Keyset paging for both sorts (id breaks ties).
-            models.Index(fields=["organization", "updated_at", "id"], name="contact_org_updated"),
-            models.Index(fields=["organization", "created_at", "id"], name="contact_org_created"),
+            # Keyset paging for both sorts (id breaks ties). Partial (live rows): every read of live
+            # contacts says `deleted_at IS NULL` (for_org), and only an index whose predicate matches
+            # lets a count stay an index-only scan (bench/trash_bench.py: 5.7x slower without).
+            models.Index(fields=["organization", "updated_at", "id"], name="contact_org_updated", condition=LIVE),
+            models.Index(fields=["organization", "created_at", "id"], name="contact_org_created", condition=LIVE),
             models.Index(fields=["organization", "state", "updated_at", "id"], name="contact_org_state"),
             models.Index(fields=["organization", "zip"], name="contact_org_zip"),
             models.Index(fields=["organization", "country", "updated_at", "id"], name="contact_org_country"),
             models.Index(fields=["organization", "lifecycle_stage", "updated_at", "id"], name="contact_org_stage"),
-            models.Index(fields=["organization", "opted_out", "updated_at", "id"], name="contact_org_opted_out"),
+            models.Index(fields=["organization", "opted_out", "updated_at", "id"], name="contact_org_opted_out",
+                         condition=LIVE),
             models.Index(fields=["organization", "is_textable", "updated_at", "id"], name="contact_org_textable"),
             models.Index(fields=["organization", "external_id"], name="contact_org_external_id"),
             models.Index(Upper("last_name"), "organization", name="contact_org_last_name"),
             # The pg_trgm GIN indexes for search are created by migrations 0002/0003 on PostgreSQL only.
+            # The trash view and the purge job: a small partial index (live rows are not in it).
+            models.Index(fields=["organization", "deleted_at"], name="contact_org_trashed",
+                         condition=Q(deleted_at__isnull=False)),
+            models.Index(fields=["deleted_by"], name="contact_trashed_by", condition=Q(deleted_by__isnull=False)),
+            # The organization's live contacts: the narrowest index, so that a count of them stays an
+            # index-only scan as fast as the plain foreign-key index it replaces.
+            models.Index(fields=["organization"], name="contact_org_live", condition=LIVE),
         ]
 
     def __str__(self):
@@ -200,6 +227,9 @@ class ContactEvent(models.Model):
         LIST_ADDED = "list_added"
         LIST_REMOVED = "list_removed"
         TEXTABILITY_CHECKED = "textability_checked"
+        TRASHED = "trashed"
+        RESTORED = "restored"
+        SUPPRESSED = "suppressed"
         MESSAGE_SENT = "message_sent"
         MESSAGE_DELIVERED = "message_delivered"
         MESSAGE_FAILED = "message_failed"
@@ -262,3 +292,157 @@ class CustomField(models.Model):
 
     def __str__(self):
         return self.label or self.key
+
+
+# --- consent: suppression list, ledger, tombstones, keywords (contacts.consent, contacts.trash) ---
+def scope_all() -> str:
+    return "all"
+
+
+class Suppression(models.Model):
+    """A phone or email that must never be messaged again, kept after its contact is gone.
+
+    Only a keyed hash of the value is stored (HMAC-SHA256 with SECRET_KEY of the E.164 phone or the
+    casefolded email): the list answers "is this value suppressed?" without holding it.
+    """
+
+    class Kind(models.TextChoices):
+        PHONE = "phone"
+        EMAIL = "email"
+
+    class Source(models.TextChoices):
+        PURGE = "purge", "Purged from the trash"
+        ERASE = "erase", "Erased (GDPR)"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="suppressions")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    value_hash = models.CharField(max_length=64, editable=False, help_text="HMAC-SHA256 of the value, hex.")
+    scope = models.JSONField(default=scope_all, help_text='"all", or the list of channels opted out of.')
+    since = models.DateTimeField(help_text="When the person opted out (or, for an erase, when it happened).")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    lift_reason = models.TextField(blank=True, default="", help_text="Why the entry was lifted (kept).")
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-since", "-id"]
+        indexes = [models.Index(fields=["organization", "kind", "value_hash"], name="suppression_lookup"),
+                   models.Index(fields=["organization", "since", "id"], name="suppression_by_since")]
+
+    def __str__(self):
+        return f"{self.kind} suppressed since {self.since:%Y-%m-%d}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None
+
+
+class ConsentRecord(models.Model):
+    """The consent ledger: one row per change of the global opt-out or a channel preference.
+
+    Rows are appended, never updated (save() refuses), with one exception: when the contact is
+    purged or erased, its rows are detached (contact set to NULL, evidence stripped of message
+    text) and keep only the suppression hashes in `subject_hashes`.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="consent_records")
+    subject_hashes = models.JSONField(default=list, blank=True,
+                                      help_text="After a purge: the hashes of the phone/email (see Suppression).")
+    channel = models.CharField(max_length=16, null=True, blank=True, choices=Channel.choices,
+                               help_text="Empty = the global do-not-contact flag.")
+    opted_in = models.BooleanField()
+    source = models.CharField(max_length=16, choices=ConsentSource.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(
+        "contacts_crm.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=100, blank=True, default="")
+    evidence = models.JSONField(default=dict, blank=True,
+                                help_text="The keyword message's text and id, the import id, the API key name.")
+    created_at = models.DateTimeField()
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["contact", "created_at", "id"], name="consent_by_contact")]
+
+    def __str__(self):
+        return f"{self.channel or 'global'}: {'in' if self.opted_in else 'out'} ({self.source})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("Consent records are append-only.")
+        super().save(*args, **kwargs)
+
+
+class ContactTombstone(models.Model):
+    """A trashed or purged contact, for GET /contacts/deleted (systems that sync from us).
+
+    Written when a contact is trashed, removed when it is restored, marked purged (and kept) when
+    it is deleted for good. Holds no personal data.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    contact_id = models.UUIDField()
+    deleted_at = models.DateTimeField()
+    purged_at = models.DateTimeField(null=True, blank=True)
+    changed_at = models.DateTimeField(help_text="The later of deleted_at and purged_at: the feed's order.")
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "contact_id"], name="tombstone_unique")]
+        indexes = [models.Index(fields=["organization", "changed_at", "id"], name="tombstone_feed")]
+
+    def __str__(self):
+        return f"{self.contact_id} {'purged' if self.purged_at else 'trashed'}"
+
+
+class KeywordSettings(models.Model):
+    """An organization's own inbound keywords (added to the defaults) and replies."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="keyword_settings")
+    opt_out_words = models.CharField(max_length=500, blank=True, default="",
+                                     help_text="Extra words that opt out of the channel, comma-separated.")
+    opt_out_all_words = models.CharField(max_length=500, blank=True, default="",
+                                         help_text="Extra words that opt out of every channel, comma-separated.")
+    opt_in_words = models.CharField(max_length=500, blank=True, default="",
+                                    help_text="Extra words that opt back in on the channel, comma-separated.")
+    help_words = models.CharField(max_length=500, blank=True, default="",
+                                  help_text="Extra words that ask for help, comma-separated.")
+    reply_opted_out = models.CharField(max_length=320, blank=True, default="",
+                                       help_text="Reply to an opt-out. Empty = the default.")
+    reply_opted_in = models.CharField(max_length=320, blank=True, default="",
+                                      help_text="Reply to an opt-in. Empty = the default.")
+    reply_help = models.CharField(max_length=320, blank=True, default="",
+                                  help_text="Reply to HELP. Empty = the default.")
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "keyword settings"
+        verbose_name_plural = "keyword settings"
+
+    def __str__(self):
+        return f"Keywords of {self.organization}"
+
+
+class TrashedContact(Contact):
+    """The admin's Trash: the same rows, through their own admin page."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "trashed contact"
+        verbose_name_plural = "trash"

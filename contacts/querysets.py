@@ -200,6 +200,18 @@ SEARCH_ALIAS_FIELDS = ["first_name", "last_name", "display_name", "email", "comp
 
 
 class ContactQuerySet(OrgQuerySet):
+    def for_org(self, org, *, trashed: bool = False):
+        """The organization's live contacts; `trashed=True` includes the trash (matching on phone
+        and email must see it, so that a re-create restores instead of colliding)."""
+        qs = super().for_org(org)
+        return qs if trashed else qs.filter(deleted_at__isnull=True)
+
+    def live(self):
+        return self.filter(deleted_at__isnull=True)
+
+    def in_trash(self):
+        return self.filter(deleted_at__isnull=False)
+
     def search(self, term: str):
         term = (term or "").strip()
         if not term:

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .consent import consent_record
 from .models import ChannelPreference, Contact, ContactEvent, ContactTag, Tag
 from .normalize import email_key, normalize_tag, tag_key
 
@@ -34,6 +35,13 @@ from .upsert import (  # noqa: F401
 from .upsert import jsonable as _jsonable
 
 
+def _trash():
+    # contacts.trash builds on this module; imported when first needed.
+    from . import trash
+
+    return trash
+
+
 def record_event(contact: Contact, kind: str, actor: Actor, data: dict | None = None, *, at=None) -> ContactEvent:
     return ContactEvent.objects.create(
         organization_id=contact.organization_id, contact=contact, kind=kind, data=data or {},
@@ -56,7 +64,7 @@ def contact_find_match(*, org, phone: str | None, email: str | None, lock: bool 
         q |= Q(email_key=email_key(email))
     if not q:
         return None
-    qs = Contact.objects.for_org(org).filter(q)
+    qs = Contact.objects.for_org(org, trashed=True).filter(q)  # lead: consent hook: matching sees the trash
     if lock:
         qs = qs.select_for_update()
     found = list(qs[:2])
@@ -137,6 +145,7 @@ def _set_global_opt_out(contact: Contact, opted_out: bool, actor: Actor, now) ->
         contact, ContactEvent.Kind.OPTED_OUT if opted_out else ContactEvent.Kind.OPTED_IN, actor,
         {"channel": None, "source": actor.source}, at=now,
     )
+    consent_record(contact=contact, channel=None, opted_in=not opted_out, actor=actor, at=now)
     return True
 
 
@@ -163,6 +172,7 @@ def contact_set_preferences(*, contact: Contact, preferences: dict[str, bool], a
                 contact, ContactEvent.Kind.OPTED_IN if opted_in else ContactEvent.Kind.OPTED_OUT, actor,
                 {"channel": channel, "source": actor.source}, at=now,
             )
+            consent_record(contact=contact, channel=channel, opted_in=opted_in, actor=actor, at=now)
     if changed and touch:
         _touch(contact)
     return changed
@@ -200,6 +210,8 @@ def opt_out_phone(*, org, phone: str, actor: Actor, channel: str | None = None) 
     """
     with transaction.atomic():
         contact = contact_find_match(org=org, phone=phone, email=None, lock=True)
+        if contact is not None and contact.deleted_at is not None:  # lead: consent hook: restore a trashed match
+            _trash().contact_restore(contact=contact, actor=actor)
         created = contact is None
         if created:
             data = {"phone": phone}
@@ -223,9 +235,11 @@ def _apply_textability(contact: Contact, now) -> None:
     textability_apply(contact, now)
 
 
-def contact_create(*, org, data: dict, actor: Actor) -> Contact:
-    """Creates a contact from normalized data through the write engine; a phone or email that
-    another contact has is a DuplicateConflict (no merging: see contact_create_or_merge)."""
+def contact_create_or_restore(*, org, data: dict, actor: Actor) -> tuple[Contact, str]:
+    """Creates a contact from normalized data through the write engine. A phone or email of a
+    trashed contact restores that contact ("restored", its consent exactly as it was, the
+    given fields merged in); one of a live contact is a DuplicateConflict (no merging: see
+    contact_create_or_merge). Returns (contact, "created" | "restored")."""
     try:
         plan = upsert_contacts(org=org, rows=[data], actor=actor, mode="create_only", strict=True)[0]
     except IntegrityError:
@@ -234,7 +248,11 @@ def contact_create(*, org, data: dict, actor: Actor) -> Contact:
         raise plan.error
     if plan.outcome == "skipped":
         raise duplicate_error(org, data.get("phone"), data.get("email"))
-    return Contact.objects.get(pk=plan.contact_id)
+    return Contact.objects.get(pk=plan.contact_id), plan.outcome
+
+
+def contact_create(*, org, data: dict, actor: Actor) -> Contact:
+    return contact_create_or_restore(org=org, data=data, actor=actor)[0]
 
 
 def contact_update(
@@ -261,7 +279,8 @@ def contact_update(
                 clash |= Q(phone=new_phone)
             if new_email and new_email != contact.email:
                 clash |= Q(email_key=email_key(new_email))
-            for other in Contact.objects.for_org(org).exclude(pk=contact.pk).filter(clash)[:1]:
+            # lead: consent hook: a trashed contact's phone/email is still taken
+            for other in Contact.objects.for_org(org, trashed=True).exclude(pk=contact.pk).filter(clash)[:1]:
                 which = "phone" if new_phone and other.phone == new_phone else "email"
                 raise MatchConflict(
                     f"Another contact ({other.pk}) already has the {which} "
@@ -335,8 +354,9 @@ def contact_create_or_merge(*, org, data: dict, actor: Actor) -> tuple[Contact, 
     """Creates a contact, or merges into the one with the same phone (else email): the write
     engine with a batch of one (contacts.upsert holds the rules).
 
-    Returns (contact, "created" | "merged"). Raises MatchConflict when the phone and the email
-    belong to two contacts, LimitExceeded over a limit.
+    Returns (contact, "created" | "merged" | "restored": a match in the trash comes back with its
+    consent exactly as it was). Raises MatchConflict when the phone and the email belong to two
+    contacts, LimitExceeded over a limit.
     """
     try:
         plan = upsert_with_retry(org=org, rows=[data], actor=actor, strict=True)[0]
@@ -344,15 +364,17 @@ def contact_create_or_merge(*, org, data: dict, actor: Actor) -> tuple[Contact, 
         raise duplicate_error(org, data.get("phone"), data.get("email")) from None
     if plan.error:
         raise plan.error
-    return Contact.objects.get(pk=plan.contact_id), "created" if plan.outcome == "created" else "merged"
+    outcome = plan.outcome if plan.outcome in ("created", "restored") else "merged"
+    return Contact.objects.get(pk=plan.contact_id), outcome
 
 
 def contact_delete(*, contact: Contact, actor: Actor) -> None:
-    contact.delete()
+    """Deleting means the trash (contacts.trash): restorable until purged."""
+    _trash().contact_trash(contact=contact, actor=actor)  # lead: consent hook: delete means trash
 
 
 def contacts_delete_where(queryset) -> int:
-    """Deletes the contacts of `queryset` and everything that hangs off them, set-based.
+    """Deletes for good (the purge: contacts.trash calls it after writing suppressions) the contacts of `queryset` and everything that hangs off them, set-based.
 
     A constant number of DELETE ... WHERE contact_id IN (subquery) statements, whatever the
     count: Django's collector would load every contact into memory first.

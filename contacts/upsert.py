@@ -65,11 +65,11 @@ LOADED = ["id", *[("assignee_id" if f == "assignee" else f) for f in SIMPLE_FIEL
 
 
 UPDATABLE = [n for n in LOADED if n not in ("id", "created_at")]
-# A new contact's values before the row's own (the model's defaults).
-NEW_CONTACT = {**dict.fromkeys(LOADED), "is_test": False, "opted_out": False, "opt_out_source": "",
-               **dict.fromkeys(["first_name", "last_name", "display_name", "company", "address", "city", "state",
-                                "zip", "country", "timezone", "lifecycle_stage", "gender", "avatar_url", "notes",
-                                "language", "external_id"], "")}
+# A new contact's values before the row's own: the model's defaults, every concrete column (a
+# COPY leaves none to the database, which knows no Django default).
+def _model_defaults() -> dict:
+    return {f.attname: f.get_default() for f in Contact._meta.concrete_fields
+            if f.attname not in ("id", "organization_id")}
 
 
 class ServiceError(Exception):
@@ -105,7 +105,8 @@ class Actor:
     user: Any = None
     api_key: Any = None
     label: str = ""
-    source: str = "api"  # ConsentSource: api | admin | import | keyword
+    source: str = "api"  # ConsentSource: api | admin | import | keyword | suppression
+    evidence: dict | None = None  # for the consent ledger: a keyword's message, an import id
 
     def event_fields(self) -> dict:
         return {
@@ -238,10 +239,11 @@ class Planned:
     values: dict | None = None  # the contact's row after the write (attnames)
     before: dict = field(default_factory=dict)  # changed fields' old values (provenance)
     reason: str = ""  # why a row was skipped
+    suppressed: Any = None  # a new contact's suppression scope ("all" or channels)
 
     @property
     def written(self) -> bool:
-        return self.outcome in ("created", "updated")
+        return self.outcome in ("created", "updated", "restored")
 
 
 class _Batch:
@@ -255,16 +257,23 @@ class _Batch:
         self.prefs: dict = {}  # contact id -> {channel: opted_in}, as planned
         self.stored_prefs: set = set()  # (contact id, channel) rows in the database
         self.contacts: dict = {}  # contact id -> {"values", "created", "plans"}
+        self.defaults = _model_defaults()
+        self.suppression: dict = {}  # (kind, value) -> scope, from contacts.consent
 
     def load(self, rows: list[dict], lock: bool):
         phones = {r["phone"] for r in rows if r.get("phone")}
         keys = {r["email_key"] for r in rows if r.get("email_key")}
         if not phones and not keys:
             return
-        qs = Contact.objects.for_org(self.org).filter(Q(phone__in=phones) | Q(email_key__in=keys))
+        from .consent import suppressions_lookup_bulk
+
+        # The trash is matched too: a re-create restores the contact (its consent as it was)
+        # instead of colliding with the unique phone / email.
+        qs = Contact.objects.for_org(self.org, trashed=True).filter(Q(phone__in=phones) | Q(email_key__in=keys))
         if lock and connection.features.has_select_for_update:
             qs = qs.select_for_update()
-        found = list(qs.values(*LOADED))
+        found = list(qs.values(*LOADED, "deleted_at"))
+        self.suppression = suppressions_lookup_bulk(org=self.org, phones=phones, emails=keys)
         for values in found:
             self._index(values)
         ids = [v["id"] for v in found]
@@ -305,7 +314,9 @@ class _Batch:
         except MatchConflict as exc:
             plan.outcome, plan.error = "error", exc
             return plan
-        if (current is None and self.mode == "update_only") or (current is not None and self.mode == "create_only"):
+        trashed = current is not None and current.get("deleted_at") is not None
+        if (current is None and self.mode == "update_only") or (
+                current is not None and not trashed and self.mode == "create_only"):
             plan.outcome, plan.reason = "skipped", "unknown contact" if current is None else "existing contact"
             if current is not None:
                 plan.contact_id = current["id"]
@@ -315,6 +326,11 @@ class _Batch:
                 self._plan_create(plan, row, data)
             else:
                 self._plan_merge(plan, current, row, data)
+                if trashed:
+                    plan.outcome = "restored"
+                    current["deleted_at"] = None  # later rows of the batch merge into a live contact
+                    self.contacts[current["id"]]["restored"] = True
+                    current["updated_at"] = plan.values["updated_at"] = self.now
         except LimitExceeded as exc:
             plan.outcome, plan.error = "error", exc
         return plan
@@ -325,7 +341,8 @@ class _Batch:
         plan.issues.append(LimitIssue(exc.field or "", exc.message))
 
     def _plan_create(self, plan: Planned, row: dict, data: dict):
-        values = {**NEW_CONTACT, "custom_fields": {}, "secondary_phones": [], "secondary_emails": []}
+        values = {**self.defaults, "custom_fields": {}, "secondary_phones": [], "secondary_emails": [],
+                  "tag_ids": []}
         issues: list = []
         for name, value in row.items():
             if name in SECONDARY_OF.values():
@@ -350,6 +367,8 @@ class _Batch:
             plan.opt_outs.append(None)
         if "preferences" in data or "opt_out_channels" in data:
             plan.opt_outs += self._channel_opt_outs(data, {})
+        if self.suppression:
+            self._suppress(plan, values)
         if data.get("tags"):
             plan.tags_added = self._new_tags(values["id"], data["tags"])
         plan.outcome, plan.contact_id, plan.values = "created", values["id"], values
@@ -357,6 +376,22 @@ class _Batch:
                              and v is not False)
         self.contacts[values["id"]] = {"values": values, "created": True, "phone_set": bool(values.get("phone"))}
         self._index(values)
+
+    def _suppress(self, plan: Planned, values: dict):
+        """A new contact whose phone or email is on the suppression list starts opted out with
+        the entry's scope (source "suppression"); contacts.consent writes its rows."""
+        from .consent import suppression_scope_of
+
+        scope = suppression_scope_of(self.suppression, values.get("phone"), values.get("email_key"))
+        if scope is None:
+            return
+        if scope == "all":
+            if values["opted_out"]:
+                return  # the row's own opt-out already says it
+            values.update(opted_out=True, opted_out_at=self.now, opt_out_source="suppression")
+        else:
+            plan.opt_outs = [ch for ch in plan.opt_outs if ch not in scope]  # written once, as the suppression's
+        plan.suppressed = scope
 
     def _plan_merge(self, plan: Planned, current: dict, row: dict, data: dict):
         entry = self.contacts.setdefault(current["id"], {"values": current, "created": False, "phone_set": False,
@@ -504,13 +539,14 @@ def _write(batch: _Batch, plans: list[Planned], *, event_kind, event_data):
                 pgcopy.resync_tag_ids([cid for cid in links if not batch.contacts[cid]["created"]])
     _write_preferences(batch, written, pg)
     _write_events(batch, written, tags, event_kind=event_kind, event_data=event_data, pg=pg)
+    _write_consent(batch, written, event_data)
     if lookups:
         ids = [str(i) for i in lookups]
         transaction.on_commit(lambda: textability.textability_schedule(ids))
 
 
 def _insert_contacts(org, rows: list[dict], pg: bool):
-    columns = [*LOADED, "organization_id", "tag_ids"]
+    columns = [f.attname for f in Contact._meta.concrete_fields]
     for values in rows:
         values["organization_id"] = org.pk
     if pg:
@@ -556,6 +592,25 @@ def _write_preferences(batch: _Batch, plans: list[Planned], pg: bool):
         for contact_id, channel in flipped:
             q |= Q(contact_id=contact_id, channel=channel)
         ChannelPreference.objects.filter(q).update(opted_in=False, changed_at=now, source=source)
+
+
+def _write_consent(batch: _Batch, plans: list[Planned], event_data: dict):
+    """The trash and consent side of a write (contacts.trash, contacts.consent): restored
+    contacts leave the trash, every opt-out gets its ledger row, suppressed new contacts their
+    preference rows, ledger rows and events. A constant number of statements."""
+    from . import consent, trash
+
+    actor = batch.actor
+    user_id, key_id, label = actor.event_ids()
+    who = {"at": batch.now, "actor_user_id": user_id, "actor_api_key_id": key_id, "actor_label": label}
+    restored = [p.contact_id for p in plans if p.outcome == "restored"]
+    if restored:
+        trash.contacts_restore_bulk(org_id=batch.org.pk, contact_ids=restored, **who)
+    evidence = {**(actor.evidence or {}), **event_data}
+    consent.consent_record_bulk(org_id=batch.org.pk, rows=[
+        (p.contact_id, channel, False, actor.source, evidence) for p in plans for channel in p.opt_outs], **who)
+    consent.suppressions_apply_bulk(org_id=batch.org.pk, items=[
+        (p.contact_id, p.suppressed) for p in plans if p.suppressed is not None], **who)
 
 
 def _write_events(batch: _Batch, plans: list[Planned], tags: dict, *, event_kind, event_data, pg: bool):

@@ -174,7 +174,16 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     def update(self, request, pk=None):
         return self._update(request, full=True)
 
+    @extend_schema(parameters=[OpenApiParameter("permanent", OpenApiTypes.BOOL,
+                                                description="Delete for good at once (else: the trash).")])
     def destroy(self, request, pk=None):
+        if request.query_params.get("permanent", "").lower() in {"1", "true"}:  # consent: contacts.trash
+            from .trash import contact_purge
+
+            with transaction.atomic():
+                contact = get_object_or_404(Contact.objects.for_org(self.org, trashed=True).select_for_update(), pk=pk)
+                contact_purge(contact=contact, actor=api_actor(request))
+            return Response(status=204)
         contact = self.get_object()
         services.contact_delete(contact=contact, actor=api_actor(request))
         return Response(status=204)
@@ -224,7 +233,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
             if plan.error:
                 results[index] = {"index": index, "outcome": "error", **envelope_for(service_error(plan.error))}
                 continue
-            result = {"index": index, "outcome": "created" if plan.outcome == "created" else "merged",
+            result = {"index": index, "outcome": plan.outcome if plan.outcome in ("created", "restored") else "merged",
                       "id": str(plan.contact_id)}
             if warnings:
                 result["warnings"] = warnings
@@ -249,7 +258,9 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
             qs = qs.exclude(pk__in=data["not_ids"])
         else:
             raise ValidationError({"ids": ["Send ids (or not_ids with confirm: true)."]})
-        return Response({"deleted": services.contacts_delete_where(qs)})
+        from .trash import contacts_trash_where  # consent: bulk delete means trash
+
+        return Response({"deleted": contacts_trash_where(qs, actor=api_actor(request))})
 
     def get_permissions(self):
         if self.action == "bulk_delete":
@@ -348,6 +359,12 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
             serializer = EventInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
+            body = (data.get("data") or {}).get("body")
+            if data["kind"] == ContactEvent.Kind.MESSAGE_RECEIVED and isinstance(body, str):
+                # consent: the same code as POST /inbound (keywords), on this contact
+                from .consent_views import inbound_on_contact
+
+                return inbound_on_contact(request, contact, data)
             event = services.record_event(contact, data["kind"], api_actor(request), data.get("data") or {},
                                           at=data.get("occurred_at") or timezone.now())
             return Response(EventSerializer(event).data, status=status.HTTP_201_CREATED)

@@ -87,15 +87,29 @@ def run_periodic(path: str, every: int) -> None:
 
 
 def schedule_periodic(path: str, every: int) -> None:
+    """Schedules the next run of a periodic check, replacing any already scheduled: restarting
+    workers never piles up chains. Each run has its own job id (a running job re-using its id
+    would overwrite its successor's hash when it finishes)."""
+    import time
     from datetime import timedelta
 
-    get_queue().enqueue_in(timedelta(seconds=every), run_periodic, path, every, job_id=f"periodic-{path.replace('.', '_')}",
-                           job_timeout=600)
+    from rq.registry import ScheduledJobRegistry
+
+    queue = get_queue()
+    prefix = f"periodic-{path.replace('.', '_')}"
+    registry = ScheduledJobRegistry(queue=queue)
+    for job_id in registry.get_job_ids():
+        if job_id.startswith(prefix):
+            registry.remove(job_id, delete_job=True)
+    queue.enqueue_in(timedelta(seconds=every), run_periodic, path, every, job_id=f"{prefix}-{time.time_ns()}",
+                     job_timeout=600)
 
 
 class CrmWorker(Worker):
     def work(self, *args, **kwargs):
         from django.utils.module_loading import import_string
+
+        from contacts.trash import purge_trash_schedule
 
         for path, every in periodic_checks():
             try:
@@ -103,4 +117,8 @@ class CrmWorker(Worker):
                 schedule_periodic(path, every)
             except Exception:  # a failed check must not keep the worker from serving jobs
                 logger.exception("Periodic check %s failed at worker start", path)
+        try:
+            purge_trash_schedule()  # the trash purge, hourly (contacts.trash)
+        except Exception:
+            logger.exception("Scheduling the trash purge failed at worker start")
         return super().work(*args, **kwargs)

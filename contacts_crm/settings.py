@@ -134,6 +134,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+# Days a deleted contact stays in the trash before `purge_trash` deletes it for good (contacts.trash).
+TRASH_RETENTION_DAYS = int(os.environ.get("TRASH_RETENTION_DAYS", 30))
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", 512 * 1024 * 1024))
 IMPORT_CHUNK_GROUPS = int(os.environ.get("IMPORT_CHUNK_GROUPS", 2000))  # contacts per write transaction
 # An import whose worker gave no sign of life for this long is requeued and resumes (make worker's

@@ -70,6 +70,7 @@ class ImportJob(models.Model):
     updated = models.IntegerField(default=0)
     unchanged = models.IntegerField(default=0)
     merged = models.IntegerField(default=0)
+    restored = models.IntegerField(default=0, help_text="Contacts taken out of the trash by a row.")
     skipped = models.IntegerField(default=0)
     failed = models.IntegerField(default=0)
     warnings = models.IntegerField(default=0)
@@ -98,7 +99,7 @@ class ImportJob(models.Model):
     def __str__(self):
         return f"Import {self.pk}: {self.file_name}"
 
-    COUNTERS = ("created", "updated", "unchanged", "merged", "skipped", "failed")
+    COUNTERS = ("created", "updated", "unchanged", "restored", "merged", "skipped", "failed")
 
     @property
     def percent(self) -> int:
@@ -186,6 +187,7 @@ class ImportChange(models.Model):
     class Outcome(models.TextChoices):
         CREATED = "created"
         UPDATED = "updated"
+        RESTORED = "restored", "restored from the trash"
 
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="changes")
     contact_id = models.UUIDField(help_text="The contact written (no foreign key: the record outlives a purge).")

@@ -736,7 +736,7 @@ class ChunkWriter:
         members = []
         for group, plan in zip(self.groups, plans, strict=True):
             self.account(group, plan)
-            if plan.outcome in ("created", "updated", "unchanged"):
+            if plan.outcome in ("created", "updated", "unchanged", "restored"):
                 members.append(plan.contact_id)
         _insert(ImportRowError, self.errors)  # the report, even in a dry run
         if not job.dry_run:
@@ -765,7 +765,7 @@ class ChunkWriter:
                                               value=issue.value[:2000], message=issue.message,
                                               severity="warning", code="limit"))
         extra = {}
-        if plan.outcome == "updated":
+        if plan.outcome in ("updated", "restored"):
             extra["fields"] = sorted(plan.changes) + (["tags"] if plan.tags_added else [])
             extra["changes"] = plan.changes  # old → new, for the dry run's report
         elif plan.outcome == "created":

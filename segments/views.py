@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
@@ -67,7 +67,8 @@ class ContactListViewSet(_OrgModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
             return ContactList.objects.none()
-        return ContactList.objects.for_org(self.org).annotate(member_count=Count("memberships"))
+        return ContactList.objects.for_org(self.org).annotate(
+            member_count=Count("memberships", filter=Q(memberships__contact__deleted_at__isnull=True)))
 
     def contact_list(self) -> ContactList:
         return get_object_or_404(ContactList.objects.for_org(self.org), pk=self.kwargs["pk"])
@@ -107,7 +108,7 @@ class ContactListViewSet(_OrgModelViewSet):
             added, already = self._change(request, contact_list, services.list_add_members)
             return Response({"added": added, "already_members": already})
         reject_unknown_params(request)
-        qs = (ListMembership.objects.filter(list=contact_list)
+        qs = (ListMembership.objects.filter(list=contact_list, contact__deleted_at__isnull=True)  # not the trash
               .select_related("contact").prefetch_related("contact__tags", "contact__preferences"))
         page = paginate(request, qs, sorts=MEMBER_SORTS)
         contacts = []

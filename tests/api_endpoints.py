@@ -49,6 +49,7 @@ register(
 
 
 from .contacts import admin_models as _contacts_admin  # noqa: E402,F401
+from .contacts import consent_endpoints as _contacts_consent  # noqa: E402,F401
 from .contacts import endpoints as _contacts_exports  # noqa: E402,F401
 from .imports import admin_models as _imports_admin  # noqa: E402,F401
 from .imports import endpoints as _imports  # noqa: E402,F401

@@ -227,8 +227,9 @@ def test_delete_asks_for_confirmation_then_deletes_only_the_selected_contacts(cl
     assert page.status_code == 200 and page.context["count"] == 1
     assert Contact.objects.filter(pk=cast["ann"].pk).exists()
     post_action(client, "delete_contacts", [cast["ann"], cast["theirs"]], post="yes")
-    assert not Contact.objects.filter(pk=cast["ann"].pk).exists()
-    assert not ContactEvent.objects.filter(contact_id=cast["ann"].pk).exists()
+    assert not Contact.objects.live().filter(pk=cast["ann"].pk).exists()
+    assert Contact.objects.get(pk=cast["ann"].pk).deleted_at is not None  # the trash keeps the timeline
+    assert ContactEvent.objects.filter(contact_id=cast["ann"].pk, kind="trashed").exists()
     assert Contact.objects.filter(pk__in=[cast["bo"].pk, cast["theirs"].pk]).count() == 2
 
 
@@ -259,7 +260,8 @@ def test_an_admin_deletes_one_contact_from_its_page(client, alice, cast):
     page = client.get(reverse("admin:contacts_contact_delete", args=[cast["ann"].pk]))
     assert page.status_code == 200 and b"Activity events: 1" in page.content  # one created event, tags included
     client.post(reverse("admin:contacts_contact_delete", args=[cast["ann"].pk]), {"post": "yes"})
-    assert not Contact.objects.filter(pk=cast["ann"].pk).exists()
+    assert not Contact.objects.live().filter(pk=cast["ann"].pk).exists()
+    assert Contact.objects.get(pk=cast["ann"].pk).deleted_at is not None
 
 
 # --- add and change ----------------------------------------------------------------------------

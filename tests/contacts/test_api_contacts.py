@@ -175,11 +175,12 @@ def test_a_changed_phone_is_rechecked_for_textability(api, acme):
     assert body["is_textable"] is False
 
 
-def test_delete_removes_the_contact_and_its_timeline(api, acme):
+def test_delete_moves_the_contact_to_the_trash_with_its_timeline(api, acme):
     contact = make_contact(acme, tags=["t"])
     assert api.delete(f"{URL}/{contact.pk}").status_code == 204
-    assert not Contact.objects.filter(pk=contact.pk).exists()
-    assert not ContactEvent.objects.filter(contact_id=contact.pk).exists()
+    assert api.get(f"{URL}/{contact.pk}").status_code == 404
+    assert Contact.objects.get(pk=contact.pk).deleted_at is not None
+    assert ContactEvent.objects.filter(contact_id=contact.pk, kind="created").get().data["tags"] == ["t"]  # kept
 
 
 def test_an_unknown_id_is_a_404_in_the_envelope(api):
@@ -292,8 +293,8 @@ def test_bulk_delete_by_ids_and_by_not_ids_with_confirm(api, acme, globex):
     assert "confirm" in err["fields"]
     assert api.post(f"{URL}/bulk-delete", {"not_ids": [str(b.pk)], "confirm": True}, format="json").json() == {
         "deleted": 1}
-    assert set(Contact.objects.values_list("pk", flat=True)) == {b.pk, theirs.pk}
-    assert not Contact.objects.filter(pk=c.pk).exists()
+    assert set(Contact.objects.live().values_list("pk", flat=True)) == {b.pk, theirs.pk}
+    assert not Contact.objects.live().filter(pk=c.pk).exists()  # in the trash (tests/contacts/test_trash.py)
 
 
 def test_a_member_cannot_bulk_delete_from_the_browsable_api(client, acme, bob):

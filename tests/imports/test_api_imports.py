@@ -32,8 +32,8 @@ def test_post_answers_202_with_the_mapping_and_a_preview_then_the_job_runs(api, 
     assert body["preview"]["rows"][1]["status"] == "error"
     job = api.get(f"/api/v1/imports/{body['id']}").json()
     assert job["status"] == "succeeded"
-    assert job["counters"] == {"total": 2, "created": 1, "updated": 0, "unchanged": 0, "merged": 0, "skipped": 0,
-                               "failed": 1, "warnings": 0}
+    assert job["counters"] == {"total": 2, "created": 1, "updated": 0, "unchanged": 0, "restored": 0, "merged": 0,
+                               "skipped": 0, "failed": 1, "warnings": 0}
     assert job["progress"]["percent"] == 100
     assert Contact.objects.for_org(acme).get().first_name == "Ann"
 

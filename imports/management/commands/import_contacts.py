@@ -63,7 +63,8 @@ class Command(BaseCommand):
         else:
             self.stdout.write(
                 f"{'Dry run: ' if dry_run else ''}{job.status}: {job.total} rows — created {job.created}, "
-                f"updated {job.updated}, unchanged {job.unchanged}, merged {job.merged}, skipped {job.skipped}, "
+                f"updated {job.updated}, unchanged {job.unchanged}, restored {job.restored}, merged {job.merged}, "
+                f"skipped {job.skipped}, "
                 f"failed {job.failed}; {job.warnings} warning(s)."
             )
             for e in errors[:20]:
@@ -76,7 +77,7 @@ class Command(BaseCommand):
     def _refused(self, as_json, message):
         if as_json:
             self.stdout.write(_dumps({"status": "failed", "error": message, "total": 0, "created": 0, "updated": 0,
-                                      "unchanged": 0, "merged": 0, "skipped": 0, "failed": 0, "errors": []}))
+                                      "unchanged": 0, "restored": 0, "merged": 0, "skipped": 0, "failed": 0, "errors": []}))
         else:
             self.stderr.write(f"Refused: {message}")
         sys.exit(1)
