@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from contacts.models import Contact, ContactEvent, ContactTag
 from contacts.normalize import offline_textability
+from contacts.search import DOCUMENT_FIELDS, search_document  # lead: search_doc
 from contacts.services import tags_ensure
 from contacts.validation import custom_field_definitions
 
@@ -681,12 +682,18 @@ class ChunkWriter:
                     if id(contact) in self.creates:
                         contact.tag_ids = sorted({tags[n.casefold()].pk for n in names if n.casefold() in tags})
         if self.creates:
+            for contact in self.creates.values():  # lead: search_doc (planned contacts are final here)
+                contact.search_doc = search_document(contact.__dict__)
             _insert(Contact, list(self.creates.values()))
         if self.updates:
             fields = set().union(*(f for _, f in self.updates.values())) | {"updated_at"}
+            if fields & set(DOCUMENT_FIELDS):  # lead: search_doc, written with the fields it is built from
+                fields.add("search_doc")
             contacts = []
             for contact, _ in self.updates.values():
                 contact.updated_at = self.now
+                if "search_doc" in fields:  # lead: search_doc
+                    contact.search_doc = search_document(contact.__dict__)
                 contacts.append(contact)
             if pg:
                 pgcopy.update_objects(Contact, contacts, sorted(fields))
