@@ -173,8 +173,16 @@ def q_search(term: str) -> Q:
             q &= _doc_contains(word_digits)  # "555-7788": the digits, as the document holds them
         elif len(word) >= 3:
             word_q = _doc_contains(word)
-            if connection.vendor == "postgresql" and "@" not in word and sum(c.isalpha() for c in word) >= 3:
+            # Fuzzy for name-like words only: `example.org` or `ann@x` would be similar to every
+            # address of the same domain.
+            if connection.vendor == "postgresql" and word.replace("-", "").replace("'", "").isalpha():
                 word_q |= Q(WordSimilar(Value(word, output_field=TextField()), F("search_doc")))
+                if len(word) == 4:
+                    # A letter left out of a 5-letter name (`Smth`): word similarity scores it
+                    # 0.4, and a threshold that low makes every short word slow. The three
+                    # whole-word patterns with the missing letter as `_` are exact and cheap.
+                    for i in range(1, len(word)):
+                        word_q |= _doc_like(f" {_escape(word[:i])}_{_escape(word[i:])} ")
             q &= word_q
         else:
             q &= _doc_contains(" " + word)  # the document's tokens each follow a space
@@ -199,8 +207,17 @@ def _doc_contains(text: str) -> Q:
     """`search_doc LIKE '%text%'`. The document and the text are already folded, so LIKE, not
     ILIKE; on PostgreSQL the bare column (no `::text`, no UPPER) that the trigram index answers."""
     if connection.vendor == "postgresql":
-        return Q(Like(F("search_doc"), f"%{connection.ops.prep_for_like_query(text)}%"))
+        return _doc_like(_escape(text))
     return Q(search_doc__contains=text)
+
+
+def _escape(text: str) -> str:
+    return connection.ops.prep_for_like_query(text)
+
+
+def _doc_like(pattern: str) -> Q:
+    """PostgreSQL: `search_doc LIKE '%pattern%'`, the pattern already escaped (it may hold `_`)."""
+    return Q(Like(F("search_doc"), f"%{pattern}%"))
 
 
 class ContactQuerySet(OrgQuerySet):

@@ -5,10 +5,11 @@
 search finds cannot depend on how a contact was written. `fold_text` is the one folding,
 applied to the document and to the search term alike (contacts.querysets.q_search).
 
-The document is space-separated, deduplicated tokens with a leading space, so that a word
-prefix is `LIKE '% jo%'` (pg_trgm pads a word after a space: the trigram index serves it):
+The document is space-separated, deduplicated tokens with a space before and after each, so
+that a word prefix is `LIKE '% jo%'` and a whole word `LIKE '% smith %'` (pg_trgm pads a word
+next to a space: the trigram index serves both):
 
-    " ann garcia acme ann@example.org 19195550102 9195550102"
+    " ann garcia acme ann@example.org 19195550102 9195550102 "
 
 Phones appear as their E.164 digits and as their national digits (without the country code),
 so `+1 919 555 0102`, `1 919 555 0102` and `919 555 0102` all find it. PostgreSQL indexes the
@@ -84,7 +85,7 @@ def search_document(values) -> str:
         tokens.extend(fold_text(str(address)).split())
     if not tokens:
         return ""
-    return " " + " ".join(dict.fromkeys(tokens))  # dedupe, keep order: display_name repeats names
+    return f" {' '.join(dict.fromkeys(tokens))} "  # dedupe, keep order: display_name repeats names
 
 
 def rebuild_search_documents(model=None, *, batch: int = 5000, using: str = "default", queryset=None) -> int:

@@ -43,7 +43,7 @@ def test_the_document_holds_names_company_emails_and_every_phone_once():
         "secondary_emails": ["zg@work.example"], "city": "Durham",
     })
     assert doc == (" zoe garcia acme ltd zoe@example.com 19192600002 9192600002 19195557788 9195557788 "
-                   "zg@work.example")
+                   "zg@work.example ")
 
 
 def test_the_document_of_an_empty_contact_is_empty():
@@ -101,7 +101,7 @@ def test_the_segment_compiler_can_call_q_search_as_a_plain_q(acme, people):
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_trgm word similarity (CI's PostgreSQL pass)")
 @pytest.mark.postgres
-@pytest.mark.parametrize("typo, name", [("Robinsen", "max"), ("Robinsn", "max"), ("Garsia", "joe"), ("Gracia", "joe")])
+@pytest.mark.parametrize("typo, name", [("Robinsen", "max"), ("Robinsn", "max"), ("Robinsoon", "max"), ("Garcai", "joe"), ("Grcia", "joe"), ("Rbinson", "max")])
 def test_on_postgres_a_one_letter_slip_still_finds_the_contact(api, people, typo, name):
     assert str(people[name].pk) in ids(api.get(f"{URL}?search={typo}"))
 
@@ -115,12 +115,10 @@ def test_on_postgres_a_fuzzy_word_does_not_match_everything(api, people):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
 @pytest.mark.postgres
 def test_on_postgres_every_search_branch_is_served_by_the_one_trigram_index(acme, people):
-    from django.db.models import Q
-
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # a 3-row table: make the planner show its options
     for term in ("robinsen", "+1 919 260 0002", "ga", "zoe garcia"):
-        plan = Contact.objects.filter(Q(organization=acme)).search(term).explain()
+        plan = Contact.objects.search(term).explain()
         assert "contact_search_doc_trgm" in plan, (term, plan)
 
 
@@ -147,6 +145,7 @@ def test_a_partial_save_of_a_document_field_writes_the_document(acme):
     contact.first_name = "Zoë"
     contact.save(update_fields=["first_name"])
     assert Contact.objects.get(pk=contact.pk).search_doc.startswith(" zoe ")
+    assert Contact.objects.get(pk=contact.pk).search_doc.endswith(" 9195550001 ")
 
 
 def test_a_tag_change_does_not_touch_the_document(acme):
