@@ -122,6 +122,7 @@ class Contact(models.Model):
             # The filters whose index a measured query needs (bench/README.md, "Index diet"):
             # every other btree cost each import more than it saved a query (migration 0005).
             models.Index(fields=["organization", "state", "updated_at", "id"], name="contact_org_state"),
+            models.Index(fields=["organization", "zip"], name="contact_org_zip"),
             models.Index(fields=["organization", "opted_out", "updated_at", "id"], name="contact_org_opted_out"),
             # PostgreSQL only, created by migrations: the pg_trgm GIN index on search_doc (0005)
             # and the jsonb GIN index on tag_ids (0004).

@@ -35,9 +35,9 @@ class Casefold(Func):
 
 class ILike(Lookup):
     """`column ILIKE pattern` (PostgreSQL). Django's `icontains` compiles to
-    `UPPER(column::text) LIKE UPPER(…)`, which no index on the column can serve; ILIKE on the
-    bare column is what the pg_trgm GIN indexes of migrations 0002/0003 answer. Used as an
-    expression (`Q(ILike(F("email"), "%ann%"))`), not registered as a lookup."""
+    `UPPER(column::text) LIKE UPPER(…)`, which no index on the column can serve; (I)LIKE on the
+    bare column is what a pg_trgm GIN index answers (search_doc's, migration 0005). Used as an
+    expression (`Q(Like(F("search_doc"), "%ann%"))`), not registered as a lookup."""
 
     lookup_name = "pg_ilike"
     operator = "ILIKE"
@@ -50,7 +50,7 @@ class ILike(Lookup):
 
 
 class Like(ILike):
-    """`expression LIKE pattern`: for digits, where case does not matter."""
+    """`expression LIKE pattern`: for text already folded (search_doc), where case does not matter."""
 
     lookup_name = "pg_like"
     operator = "LIKE"

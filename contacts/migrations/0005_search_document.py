@@ -37,7 +37,6 @@ OLD_TRIGRAM_INDEXES = {
 # The btree indexes the diet drops: no measured query uses them, and each costs every COPY of
 # contacts (bench/README.md, "Index diet", has the figures). (name, fields or expression)
 DROPPED_BTREES = [
-    models.Index(fields=["organization", "zip"], name="contact_org_zip"),
     models.Index(fields=["organization", "country", "updated_at", "id"], name="contact_org_country"),
     models.Index(fields=["organization", "lifecycle_stage", "updated_at", "id"], name="contact_org_stage"),
     models.Index(fields=["organization", "is_textable", "updated_at", "id"], name="contact_org_textable"),
