@@ -123,6 +123,9 @@ class Contact(models.Model):
             # every other btree cost each import more than it saved a query (migration 0005).
             models.Index(fields=["organization", "state", "updated_at", "id"], name="contact_org_state"),
             models.Index(fields=["organization", "zip"], name="contact_org_zip"),
+            # The admin's lifecycle-stage filter lists its choices by a skip scan of this index
+            # (contacts.admin.distinct_values): without it the changelist takes 1.5 s at 1M.
+            models.Index(fields=["organization", "lifecycle_stage", "updated_at", "id"], name="contact_org_stage"),
             models.Index(fields=["organization", "opted_out", "updated_at", "id"], name="contact_org_opted_out"),
             # PostgreSQL only, created by migrations: the pg_trgm GIN index on search_doc (0005)
             # and the jsonb GIN index on tag_ids (0004).

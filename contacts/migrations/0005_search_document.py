@@ -38,7 +38,6 @@ OLD_TRIGRAM_INDEXES = {
 # contacts (bench/README.md, "Index diet", has the figures). (name, fields or expression)
 DROPPED_BTREES = [
     models.Index(fields=["organization", "country", "updated_at", "id"], name="contact_org_country"),
-    models.Index(fields=["organization", "lifecycle_stage", "updated_at", "id"], name="contact_org_stage"),
     models.Index(fields=["organization", "is_textable", "updated_at", "id"], name="contact_org_textable"),
     models.Index(fields=["organization", "external_id"], name="contact_org_external_id"),
     models.Index(Upper("last_name"), "organization", name="contact_org_last_name"),
