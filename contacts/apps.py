@@ -3,6 +3,16 @@ from django.db.backends.signals import connection_created
 
 
 def _register_sqlite_functions(sender, connection, **kwargs):
+    if connection.vendor == "postgresql":
+        # Search's fuzzy match is `word <% search_doc`, an operator the trigram index serves but
+        # that takes its threshold from this setting only; once per connection (CONN_MAX_AGE
+        # keeps them), rather than a SET LOCAL per query that a queryset cannot issue.
+        from .search import FUZZY_WORD_THRESHOLD
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
+                           [str(FUZZY_WORD_THRESHOLD)])
+        return
     if connection.vendor == "sqlite":
         # SQLite's lower()/LIKE fold ASCII only; search must find "Élodie" from "élodie".
         connection.connection.create_function(

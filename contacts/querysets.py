@@ -11,13 +11,15 @@ import re
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Exists, F, Func, Lookup, OuterRef, Q, TextField
-from django.db.models.functions import Cast
+from django.db.models import Exists, F, Func, Lookup, OuterRef, Q, TextField, Value
 
 from contacts_crm.tenancy import OrgQuerySet
 
+from .search import fold_text
+
 PHONE_TERM_RE = re.compile(r"^[+()\d\s.\-]+$")
 MAX_SEARCH_WORDS = 6
+MIN_PHONE_DIGITS = 3
 
 
 class Casefold(Func):
@@ -33,9 +35,9 @@ class Casefold(Func):
 
 class ILike(Lookup):
     """`column ILIKE pattern` (PostgreSQL). Django's `icontains` compiles to
-    `UPPER(column::text) LIKE UPPER(…)`, which no index on the column can serve; ILIKE on the
-    bare column is what the pg_trgm GIN indexes of migrations 0002/0003 answer. Used as an
-    expression (`Q(ILike(F("email"), "%ann%"))`), not registered as a lookup."""
+    `UPPER(column::text) LIKE UPPER(…)`, which no index on the column can serve; (I)LIKE on the
+    bare column is what a pg_trgm GIN index answers (search_doc's, migration 0005). Used as an
+    expression (`Q(Like(F("search_doc"), "%ann%"))`), not registered as a lookup."""
 
     lookup_name = "pg_ilike"
     operator = "ILIKE"
@@ -48,19 +50,10 @@ class ILike(Lookup):
 
 
 class Like(ILike):
-    """`expression LIKE pattern`: for digits, where case does not matter."""
+    """`expression LIKE pattern`: for text already folded (search_doc), where case does not matter."""
 
     lookup_name = "pg_like"
     operator = "LIKE"
-
-
-def _pg_contains(field: str, word: str) -> Q:
-    """Case-insensitive substring match of `word` in `field`, served by its trigram index."""
-    return Q(ILike(F(field), f"%{connection.ops.prep_for_like_query(word)}%"))
-
-
-def _pg_startswith(field: str, word: str) -> Q:
-    return Q(ILike(F(field), f"{connection.ops.prep_for_like_query(word)}%"))
 
 
 def _tag_link_model():
@@ -154,49 +147,77 @@ def q_textable(value: str) -> Q:
 
 
 def q_search(term: str) -> Q:
-    """Every word of `term` must match a name, the email or the phone.
+    """Every word of `term` must be found in the contact's search document (contacts.search:
+    names, company, emails, phone digits, folded: `garcia` finds García).
 
-    Phone-like words match phone digits as a substring. On PostgreSQL, words of 3+ characters
-    also match fuzzily (pg_trgm `%`, per column so that each column's GIN index serves it:
-    `Smiht` finds `Smith`); shorter words match by prefix. SQLite: case-insensitive substring.
+    - A term that looks like a phone (digits and `+ ( ) - .` spaces) searches its digits as one
+      substring: `+1 919 260 0002`, `1 919 260 0002` and `(919) 260-0002` find +19192600002.
+    - Words of 3+ characters match as substrings; on PostgreSQL, words of 3+ letters also match
+      by pg_trgm word similarity (`word <% search_doc`, threshold FUZZY_WORD_THRESHOLD), which
+      forgives a one-letter slip in a longer word (`Smiht` → Smith, `Robinsen` → Robinson).
+    - Shorter words match the start of a word (`jo` finds Jones, not Major).
+
+    Every branch is answered by the one trigram GIN index on search_doc (migration 0005).
+    No alias, no join: usable as a plain Q by the API, the admin and the segment compiler.
     """
-    words = term.split()[:MAX_SEARCH_WORDS]
+    term = (term or "").strip()
+    if not term:
+        return Q()
+    digits = re.sub(r"\D", "", term)
+    if PHONE_TERM_RE.match(term) and len(digits) >= MIN_PHONE_DIGITS:
+        return _doc_contains(digits)
     q = Q()
-    postgres = connection.vendor == "postgresql"
-    for word in words:
-        digits = re.sub(r"\D", "", word)
-        if PHONE_TERM_RE.match(word) and len(digits) >= 3:
-            if postgres:
-                # `secondary_phones::text`, exactly the expression migration 0003 indexes with
-                # pg_trgm: without it this OR branch scans the organization (seconds at 1M).
-                q &= Q(phone__contains=digits) | Q(Like(Cast("secondary_phones", TextField()), f"%{digits}%"))
-            else:
-                q &= Q(phone__contains=digits) | Q(secondary_phones__icontains=digits)
-            continue
-        if "@" in word:
-            q &= _pg_contains("email", word) if postgres else Q(_email_cf__contains=word.casefold())
-            continue
-        fields = ["first_name", "last_name", "display_name", "email", "company"]
-        word_q = Q()
-        for name in fields:
-            # Every branch of this OR must be answerable by an index on its column (ILIKE and
-            # `%` by the column's trigram GIN index): one unindexable branch turns the whole
-            # search into a scan of the organization's contacts.
-            if postgres:
-                if len(word) >= 3:
-                    word_q |= _pg_contains(name, word)
-                    if name not in {"company", "email"}:  # fuzzy emails match every same-domain address
-                        word_q |= Q(**{f"{name}__trigram_similar": word})
-                else:
-                    word_q |= _pg_startswith(name, word)
-            else:
-                lookup = "contains" if len(word) >= 3 else "startswith"
-                word_q |= Q(**{f"_{name}_cf__{lookup}": word.casefold()})
-        q &= word_q
+    for word in fold_text(term).split()[:MAX_SEARCH_WORDS]:
+        word_digits = re.sub(r"\D", "", word)
+        if PHONE_TERM_RE.match(word) and len(word_digits) >= MIN_PHONE_DIGITS:
+            q &= _doc_contains(word_digits)  # "555-7788": the digits, as the document holds them
+        elif len(word) >= 3:
+            word_q = _doc_contains(word)
+            # Fuzzy for name-like words only: `example.org` or `ann@x` would be similar to every
+            # address of the same domain.
+            if connection.vendor == "postgresql" and word.replace("-", "").replace("'", "").isalpha():
+                word_q |= Q(WordSimilar(Value(word, output_field=TextField()), F("search_doc")))
+                if len(word) == 4:
+                    # A letter left out of a 5-letter name (`Smth`): word similarity scores it
+                    # 0.4, and a threshold that low makes every short word slow. The three
+                    # whole-word patterns with the missing letter as `_` are exact and cheap.
+                    for i in range(1, len(word)):
+                        word_q |= _doc_like(f" {_escape(word[:i])}_{_escape(word[i:])} ")
+            q &= word_q
+        else:
+            q &= _doc_contains(" " + word)  # the document's tokens each follow a space
     return q
 
 
-SEARCH_ALIAS_FIELDS = ["first_name", "last_name", "display_name", "email", "company"]
+class WordSimilar(Lookup):
+    """`word <% search_doc` (pg_trgm): some extent of the document is at least
+    pg_trgm.word_similarity_threshold similar to `word`. The trigram GIN index serves it.
+    The threshold is set on each new connection (contacts.apps) to FUZZY_WORD_THRESHOLD."""
+
+    lookup_name = "pg_word_similar"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} <%% {rhs}", [*lhs_params, *rhs_params]
+
+
+def _doc_contains(text: str) -> Q:
+    """`search_doc LIKE '%text%'`. The document and the text are already folded, so LIKE, not
+    ILIKE; on PostgreSQL the bare column (no `::text`, no UPPER) that the trigram index answers."""
+    if connection.vendor == "postgresql":
+        return _doc_like(_escape(text))
+    return Q(search_doc__contains=text)
+
+
+def _escape(text: str) -> str:
+    return connection.ops.prep_for_like_query(text)
+
+
+def _doc_like(pattern: str) -> Q:
+    """PostgreSQL: `search_doc LIKE '%pattern%'`, the pattern already escaped (it may hold `_`)."""
+    return Q(Like(F("search_doc"), f"%{pattern}%"))
 
 
 class ContactQuerySet(OrgQuerySet):
@@ -216,10 +237,7 @@ class ContactQuerySet(OrgQuerySet):
         term = (term or "").strip()
         if not term:
             return self
-        qs = self
-        if connection.vendor != "postgresql":
-            qs = qs.alias(**{f"_{name}_cf": Casefold(F(name)) for name in SEARCH_ALIAS_FIELDS})
-        return qs.filter(q_search(term))
+        return self.filter(q_search(term))
 
     def tagged_any(self, names, *, org=None):
         return self.filter(q_tagged_any(names, org=org))

@@ -47,6 +47,7 @@ from . import pgcopy
 from .models import ChannelPreference, Contact, ContactEvent, ContactTag, uuid7
 from .normalize import email_key as make_email_key
 from .normalize import normalize_tag, tag_key
+from .search import DOCUMENT_FIELDS, search_document
 
 MAX_CUSTOM_FIELDS = 20
 MAX_SECONDARY = 20
@@ -61,7 +62,10 @@ SECONDARY_OF = {"phone": "secondary_phones", "email": "secondary_emails"}
 # What the engine reads of a matched contact (attnames).
 LOADED = ["id", *[("assignee_id" if f == "assignee" else f) for f in SIMPLE_FIELDS], "email_key", "custom_fields",
           "opted_out", "opted_out_at", "opt_out_source", "is_textable", "textable_checked_at", "created_at",
-          "updated_at"]
+          "updated_at", "search_doc"]
+# Derived columns: written with the row, never reported as a change.
+DERIVED = ("id", "email_key", "opted_out_at", "opt_out_source", "created_at", "updated_at", "is_textable",
+           "textable_checked_at", "search_doc")
 
 
 UPDATABLE = [n for n in LOADED if n not in ("id", "created_at")]
@@ -362,6 +366,7 @@ class _Batch:
                 values["custom_fields"] = {k: given_custom[k] for k in sorted(given_custom)[:MAX_CUSTOM_FIELDS]}
         values["id"] = uuid7()
         values["created_at"] = values["updated_at"] = self.now
+        values["search_doc"] = search_document(values)
         if data.get("opted_out"):
             values.update(opted_out=True, opted_out_at=self.now, opt_out_source=self.actor.source)
             plan.opt_outs.append(None)
@@ -433,8 +438,7 @@ class _Batch:
         plan.tags_added = self._new_tags(current["id"], data.get("tags") or [])
         changes = {}
         for name in ("phone", "email", *[n for n in LOADED if n not in ("phone", "email")]):
-            if name in ("id", "email_key", "opted_out_at", "opt_out_source", "created_at", "updated_at",
-                        "is_textable", "textable_checked_at"):
+            if name in DERIVED:
                 continue
             if values.get(name) != current.get(name):
                 label = "assignee" if name == "assignee_id" else name
@@ -442,6 +446,8 @@ class _Batch:
                 entry["before"].setdefault(name, current.get(name))
         if "phone" in changes:
             entry["phone_set"] = True
+        if any(name in changes for name in DOCUMENT_FIELDS):
+            values["search_doc"] = search_document(values)
         plan.contact_id, plan.values, plan.changes = current["id"], values, changes
         plan.outcome = "updated" if (changes or plan.opt_outs or plan.tags_added) else "unchanged"
         if plan.outcome == "updated":

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('contacts', '0004_tag_ids'),
+        ('contacts', '0005_search_document'),
         ('contacts_crm', '0002_cache_table'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
