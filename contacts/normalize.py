@@ -768,6 +768,8 @@ def normalize_date(text: str | dt.date, *, dayfirst: bool = False) -> dt.date:
     cleaned = _clean_text(text)
     if not cleaned:
         raise NormalizationError("a date cannot be blank")
+    if len(cleaned) > 64:  # bounded before int(): 5,000 digits would raise ValueError, not this
+        raise NormalizationError(f"{_quote(original[:40])}... is not a date (write it as YYYY-MM-DD)")
     cleaned = _TIME_SUFFIX.sub("", cleaned).strip() or cleaned
 
     if m := _YMD.fullmatch(cleaned):

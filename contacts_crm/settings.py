@@ -153,6 +153,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["contacts_crm.api.throttling.ApiKeyRateThrottle"],
     "EXCEPTION_HANDLER": "contacts_crm.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "contacts_crm.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [],
     "DEFAULT_PAGINATION_CLASS": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -65,7 +65,7 @@ MAX_DAYS = 36_500
 NUMBER_RE = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
 PG_NUMBER_RE = r"^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 PG_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-CUSTOM_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,49}|\d{1,18}")
+CUSTOM_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,49}|[0-9]{1,18}")
 
 
 class RuleError(ValueError):
@@ -765,12 +765,15 @@ def segment_queryset_for_param(queryset, raw_value, *, org):
     """
     from rest_framework.exceptions import NotFound, ValidationError
 
+    from contacts.validation import parse_ascii_id
+
     from .models import Segment
 
     raw = str(raw_value).strip()
-    if not raw.isdigit():
+    segment_id = parse_ascii_id(raw)
+    if segment_id is None:
         raise ValidationError({"segment": [f"'{raw}' is not a segment id (a whole number)."]})
-    segment = Segment.objects.for_org(org).filter(pk=int(raw)).first()
+    segment = Segment.objects.for_org(org).filter(pk=segment_id).first()
     if segment is None:
         raise NotFound(f"No segment with the id {raw}.")
     try:
