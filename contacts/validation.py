@@ -398,13 +398,18 @@ def parse_ascii_id(text) -> int | None:
     return int(text)
 
 
-class JSONInputError(NormalizationError):
-    """A JSON document the API refuses: `errors` is {path: [message]}; `too_deep` when it nests
-    deeper than MAX_JSON_DEPTH (refused before parsing)."""
+class JSONInputError(NormalizationError, json.JSONDecodeError):
+    """A JSON document refused: `errors` is {path: [message]}. Also a JSONDecodeError, so code that
+    catches bad JSON (Django's forms.JSONField) catches this too."""
 
     def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("; ".join(f"{path}: {msgs[0]}" for path, msgs in errors.items()))
+        message = "; ".join(f"{path}: {msgs[0]}" for path, msgs in errors.items())
+        ValueError.__init__(self, message)
+        self.msg, self.doc, self.pos, self.lineno, self.colno = message, "", 0, 1, 1
         self.errors = errors
+
+    def __str__(self):
+        return self.msg
 
 
 _JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)

@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from contacts.services import Actor, ServiceError
+from contacts.validation import BoundedJSONDecoder, JSONInputError, loads_json
 from contacts_crm.admin_mixins import OrgScopedAdmin
 from contacts_crm.tenancy import user_organization
 
@@ -121,14 +122,31 @@ class RulesWidget(forms.Textarea):
     def format_value(self, value):
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = loads_json(value)  # bounded: a string nested 1,000 deep is shown as typed
             except ValueError:
                 return value
         return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+class BoundedJSONFormField(forms.JSONField):
+    """forms.JSONField through contacts.validation's bounded decoder, with its message."""
+
+    def __init__(self, **kwargs):
+        super().__init__(decoder=BoundedJSONDecoder, **kwargs)
+
+    def to_python(self, value):
+        if isinstance(value, str) and not self.disabled:
+            try:
+                loads_json(value)  # Django's own field says only "Enter a valid JSON."
+            except JSONInputError as exc:
+                raise forms.ValidationError(str(exc)) from None
+            except ValueError:
+                pass
+        return super().to_python(value)
+
+
 class SegmentAdminForm(_OrgForm):
-    rules = forms.JSONField(
+    rules = BoundedJSONFormField(
         widget=RulesWidget, initial=RULES_EXAMPLE,
         help_text=mark_safe(  # a constant
             'JSON rules. Groups: <code>{"op": "and"|"or", "rules": [...]}</code>, negation: '
