@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "contacts_crm.db.StatementTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -100,6 +101,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
     }
 DB_IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# Statement timeouts in seconds, 0 = none (contacts_crm/db.py): API requests, the export endpoint
+# and the admin, and every other connection (RQ jobs, commands, migrations) — the last through the
+# connection's startup options, which each web request then overrides with its own.
+API_STATEMENT_TIMEOUT = float(os.environ.get("API_STATEMENT_TIMEOUT", 10))
+EXPORT_STATEMENT_TIMEOUT = float(os.environ.get("EXPORT_STATEMENT_TIMEOUT", 300))
+JOB_STATEMENT_TIMEOUT = float(os.environ.get("JOB_STATEMENT_TIMEOUT", 1800))
+if DB_IS_POSTGRES and JOB_STATEMENT_TIMEOUT:
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c statement_timeout={int(JOB_STATEMENT_TIMEOUT * 1000)}"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -12,6 +12,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from contacts_crm.db import is_statement_timeout
+
 logger = logging.getLogger("contacts_crm.api")
 
 CODES = {
@@ -112,6 +114,9 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif is_statement_timeout(exc):
+        logger.warning("Statement timeout on %s", context["request"].path if context.get("request") else "?")
+        exc = ServiceUnavailable()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes.")
     response = exception_handler(exc, context)
