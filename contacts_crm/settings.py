@@ -187,6 +187,10 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"ApiKeyBearer": {"type": "http", "scheme": "bearer", "description": "API key"}}
     },
     "SECURITY": [{"ApiKeyBearer": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "contacts_crm.api.schema.add_error_responses",
+    ],
 }
 
 # --- Production hardening (manage.py check --deploy is clean with DEBUG=0) -------------------

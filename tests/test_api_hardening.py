@@ -212,3 +212,26 @@ def test_limit_bounds_come_from_the_one_constant(api, acme):
 
     assert api.get(f"/api/v1/contacts?limit={MAX_LIMIT}").status_code == 200
     assert str(MAX_LIMIT) in error(api.get(f"/api/v1/contacts?limit={MAX_LIMIT + 1}"))["message"]
+
+
+# --- item 15: the schema documents error statuses and parameter bounds ------------------------------
+def test_the_schema_documents_error_statuses_and_parameter_bounds(client):
+    import yaml
+    from openapi_spec_validator import validate
+
+    from contacts_crm.api.pagination import MAX_LIMIT, MAX_OFFSET
+
+    document = yaml.safe_load(client.get("/api/v1/schema/").content)
+    validate(document)
+    assert "ErrorEnvelope" in document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            statuses = set(operation["responses"])
+            assert {"400", "401", "429", "503"} <= statuses, (method, path)
+            if "{" in path:
+                assert "404" in statuses, (method, path)
+            if method in ("post", "put", "patch"):
+                assert "413" in statuses, (method, path)
+    params = {p["name"]: p["schema"] for p in document["paths"]["/api/v1/contacts"]["get"]["parameters"]}
+    assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, MAX_LIMIT)
+    assert (params["offset"]["minimum"], params["offset"]["maximum"]) == (0, MAX_OFFSET)

@@ -157,10 +157,12 @@ def paginate(request, queryset, *, sorts=("id",), default_sort: str | None = Non
 
 def paging_parameters(sorts=("id",)) -> list[OpenApiParameter]:
     return [
-        OpenApiParameter("limit", OpenApiTypes.INT, description=f"Page size, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT})."),
+        OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                         description=f"Page size, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT}). Empty is a 400."),
         OpenApiParameter("cursor", OpenApiTypes.STR, description="The next_cursor of the previous page."),
-        OpenApiParameter("offset", OpenApiTypes.INT,
+        OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
                          description=f"Row offset, 0–{MAX_OFFSET:,} (slow on deep pages; prefer cursor)."),
-        OpenApiParameter("sort", OpenApiTypes.STR, enum=list(sorts), description=f"Default {sorts[0]}."),
-        OpenApiParameter("include_total", OpenApiTypes.BOOL, description="Add the total count (one COUNT query)."),
+        OpenApiParameter("sort", OpenApiTypes.STR, enum=list(sorts), description=f"Default {sorts[0]}. Empty is a 400."),
+        OpenApiParameter("include_total", {"type": "string", "enum": ["true", "false", "1", "0"]},
+                         description="true: add the total count (one COUNT query). Empty is a 400."),
     ]
