@@ -235,3 +235,13 @@ def test_the_schema_documents_error_statuses_and_parameter_bounds(client):
     params = {p["name"]: p["schema"] for p in document["paths"]["/api/v1/contacts"]["get"]["parameters"]}
     assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, MAX_LIMIT)
     assert (params["offset"]["minimum"], params["offset"]["maximum"]) == (0, MAX_OFFSET)
+
+
+def test_a_form_body_with_too_many_fields_is_a_400(api, acme):
+    from segments.models import ContactList
+
+    contact_list = ContactList.objects.create(organization=acme, name="March")
+    body = "&".join(f"f{i}=x" for i in range(1500))
+    response = api.post(f"/api/v1/lists/{contact_list.pk}/members", body,
+                        content_type="application/x-www-form-urlencoded")
+    assert error(response)["code"] == "parse_error"
