@@ -60,9 +60,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Static files from STATIC_ROOT (collectstatic) in the production profile, compressed and
-    # cached; under runserver (DEBUG) Django's staticfiles app serves them as before.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "contacts_crm.db.StatementTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -71,6 +68,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+if not DEBUG:
+    # Static files from STATIC_ROOT (collectstatic) in the production profile, compressed and
+    # cached; under runserver (DEBUG) Django's staticfiles app serves them as before.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "contacts_crm.urls"
 WSGI_APPLICATION = "contacts_crm.wsgi.application"

@@ -85,11 +85,19 @@ DEEP = "[" * 1000 + "]" * 1000
     ("post", "/api/v1/contacts/opt-out"), ("patch", "/api/v1/contacts/{id}"), ("put", "/api/v1/contacts/{id}"),
     ("post", "/api/v1/contacts/{id}/tags"), ("put", "/api/v1/contacts/{id}/preferences"),
     ("post", "/api/v1/contacts/{id}/activity"), ("post", "/api/v1/custom-fields"), ("post", "/api/v1/lists"),
-    ("post", "/api/v1/segments"), ("post", "/api/v1/segments/preview"),
+    ("post", "/api/v1/segments"), ("post", "/api/v1/segments/preview"), ("patch", "/api/v1/custom-fields/{field}"),
+    ("put", "/api/v1/custom-fields/{field}"), ("patch", "/api/v1/lists/{list}"), ("put", "/api/v1/lists/{list}"),
+    ("post", "/api/v1/lists/{list}/members"), ("post", "/api/v1/lists/{list}/members/remove"),
+    ("patch", "/api/v1/segments/{segment}"), ("put", "/api/v1/segments/{segment}"),
 ])
 def test_json_nested_a_thousand_deep_is_a_400_on_every_json_endpoint(api, acme, method, url):
+    from segments.models import ContactList, Segment
+
     contact = make_contact(acme)
-    url = url.format(id=contact.pk)
+    url = url.format(
+        id=contact.pk, field=CustomField.objects.create(organization=acme, key="plan", type="text").pk,
+        list=ContactList.objects.create(organization=acme, name="March").pk,
+        segment=Segment.objects.create(organization=acme, name="All", rules={"op": "and", "rules": []}).pk)
     for body in (DEEP, '{"a": ' + "{" * 1000 + "}" * 1000 + "}"):
         response = getattr(api, method)(url, body, content_type="application/json")
         assert "deeper than" in error(response)["message"]
