@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test worker lint bench deps dev-deps clean
+.PHONY: run serve test worker lint bench deps dev-deps clean
 
 $(VENV)/.deps: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ run: $(VENV)/.deps
 	DEBUG=$${DEBUG:-1} $(PY) manage.py createcachetable
 	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo --first-run --port $(PORT)
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# Production profile (docs/deploy.md): DEBUG off, gunicorn (gunicorn.conf.py), static files
+# collected and served by WhiteNoise. Needs SECRET_KEY; set DATABASE_URL and REDIS_URL too.
+serve: $(VENV)/.deps
+	@test -n "$$SECRET_KEY" || { echo "make serve: set SECRET_KEY (a long random string, e.g. from" \
+		"python3 -c 'import secrets; print(secrets.token_urlsafe(50))'); DEBUG is off here." >&2; exit 1; }
+	DEBUG=0 $(PY) manage.py check --deploy
+	DEBUG=0 $(PY) manage.py migrate --noinput
+	DEBUG=0 $(PY) manage.py createcachetable
+	DEBUG=0 $(PY) manage.py collectstatic --noinput --verbosity 0
+	DEBUG=0 PORT=$(PORT) $(VENV)/bin/gunicorn contacts_crm.wsgi:application --config gunicorn.conf.py
 
 test: $(VENV)/.dev-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -85,8 +85,11 @@ def cell_text(value) -> str:
 
 
 def neutralize(text: str) -> str:
-    """`text` with a leading `'` when a spreadsheet would run it as a formula (OWASP)."""
-    return "'" + text if text and text[0] in FORMULA_STARTS else text
+    """`text` with a leading `'` when a spreadsheet would run it as a formula (OWASP), or when
+    quotes the user typed precede a formula character: the importer's strip_formula_escape
+    removes one quote there, so a typed `'=1+1` leaves as `''=1+1` and comes back as typed."""
+    rest = text.lstrip("'")
+    return "'" + text if rest and rest[0] in FORMULA_STARTS else text
 
 
 # --- reading contacts -------------------------------------------------------------------------
@@ -235,6 +238,7 @@ def csv_chunks(table: ExportTable, *, bom: bool = True) -> Iterator[bytes]:
 
 
 # --- XLSX -------------------------------------------------------------------------------------
+VCARD_PRODID = "-//contacts_crm//export//EN"
 XLSX_MAX_CELL = 32_767  # Excel's limit on the characters of one cell
 
 
@@ -244,6 +248,9 @@ def xlsx_cell(header: str, text: str) -> str | None:
     evaluates); without the control characters XML cannot hold; at most 32,767 characters."""
     if not text:
         return None
+    # XML turns a CR into a LF when the workbook is read (XML 1.0 end-of-line handling): do it
+    # before neutralizing, or a leading CR would get a quote the importer no longer recognizes.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not (header in PHONE_HEADERS and _E164_CELL.fullmatch(text)):
         text = neutralize(text)
     if ILLEGAL_CHARACTERS_RE.search(text):
@@ -308,8 +315,12 @@ def vcard_lines(contact: Contact, extras: BatchExtras) -> list[str]:
     """The content lines of one contact's card (unfolded)."""
     esc = vcard_escape
     name = contact.display_name or contact.full_name or contact.email or contact.phone or ""
-    lines = ["BEGIN:VCARD", "VERSION:3.0", f"UID:{contact.pk}", f"FN:{esc(name)}",
+    # PRODID marks the card as ours: the importer then reads external_id from X-CRM-EXTERNAL-ID and
+    # never from UID, which holds our contact id (a card from elsewhere keeps UID -> external_id).
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"PRODID:{VCARD_PRODID}", f"UID:{contact.pk}", f"FN:{esc(name)}",
              f"N:{esc(contact.last_name)};{esc(contact.first_name)};;;"]
+    if contact.external_id:
+        lines.append(f"X-CRM-EXTERNAL-ID:{esc(contact.external_id)}")
     if contact.company:
         lines.append(f"ORG:{esc(contact.company)}")
     if contact.phone:

@@ -6,12 +6,12 @@ The API list, count, export and bulk endpoints and the admin's "export all match
 
 from __future__ import annotations
 
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
-from .normalize import NormalizationError, email_key, normalize_country, normalize_phone
+from .normalize import NormalizationError, email_key, normalize_country, normalize_phone, normalize_tag
+from .validation import parse_ascii_id, parse_moment
 
 BOOL_VALUES = {"true": True, "1": True, "false": False, "0": False}
 PAGING_PARAMS = {"limit", "cursor", "offset", "sort", "include_total", "format"}
@@ -61,29 +61,35 @@ def _bool(errors, name, value):
 def _moment(errors, name, value):
     from datetime import UTC, datetime, time
 
-    from django.utils import timezone
-
-    parsed = parse_datetime(value)
-    if parsed is None:
-        day = parse_date(value)
-        if day is not None:
-            parsed = datetime.combine(day, time.min)
-    if parsed is None:
-        _error(errors, name, f"'{value}' is not an ISO date or datetime (e.g. 2024-03-01 or 2024-03-01T09:30:00Z).")
+    try:
+        parsed = parse_moment(value)
+    except NormalizationError as exc:
+        _error(errors, name, str(exc))
         return None
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, UTC)
+    if not isinstance(parsed, datetime):
+        parsed = datetime.combine(parsed, time.min, tzinfo=UTC)
     return parsed
 
 
 def _ids(errors, name, value) -> list[int]:
     out = []
     for part in _csv(value):
-        if not part.isdigit():
+        list_id = parse_ascii_id(part)
+        if list_id is None:
             _error(errors, name, f"'{part}' is not a list id.")
         else:
-            out.append(int(part))
+            out.append(list_id)
     return out
+
+
+def _tags(errors, name, value) -> list[str]:
+    tags = []
+    for part in _csv(value):
+        try:
+            tags.append(normalize_tag(part))
+        except NormalizationError as exc:
+            _error(errors, name, str(exc))
+    return tags
 
 
 def filter_contacts(queryset, params, *, org, extra_allowed=()) -> tuple:
@@ -114,7 +120,7 @@ def filter_contacts(queryset, params, *, org, extra_allowed=()) -> tuple:
     if logic not in {"or", "and"}:
         _error(errors, "tags_logic", f"'{get['tags_logic']}' is not a tags_logic; use or | and.")
     if "tags" in get:
-        tags = _csv(get["tags"])
+        tags = _tags(errors, "tags", get["tags"])
         qs = qs.tagged_all(tags, org=org) if logic == "and" else qs.tagged_any(tags, org=org)
     if "is_textable" in get:
         value = get["is_textable"].lower()

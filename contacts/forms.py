@@ -24,7 +24,7 @@ from .geodata import COUNTRIES
 from .models import Channel, ChannelPreference, Contact, ContactEvent, CustomField, Tag
 from .normalize import NormalizationError, normalize_custom_key, normalize_tag, tag_key
 from .services import MAX_CUSTOM_FIELDS, MatchConflict, contact_find_match
-from .validation import PayloadError, clean_contact_payload, custom_field_definitions, custom_value
+from .validation import PayloadError, clean_contact_payload, custom_field_definitions, custom_value, loads_json
 
 JSON_SCALAR_RE = re.compile(r"^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false)$")
 
@@ -65,7 +65,10 @@ def _typed_value(text: str, definition: CustomField | None):
     Undefined keys keep their JSON type (design §2), and a typed definition converts the value
     itself, so only text fields and choices of text need the raw string.
     """
-    parsed = json.loads(text) if JSON_SCALAR_RE.match(text) else text
+    try:  # bounded (contacts.validation): 1e999 is no infinity, 5,000 digits no ValueError
+        parsed = loads_json(text) if JSON_SCALAR_RE.match(text) else text
+    except ValueError:
+        raise NormalizationError(f"'{text[:40]}' is not a finite number in range.") from None
     if definition is None:
         return parsed
     if definition.type == CustomField.Type.TEXT:
@@ -107,7 +110,10 @@ def parse_custom_fields_text(text: str, *, current: dict, definitions: dict) -> 
     for key, value in given.items():
         if key in current and display_custom_value(current[key]) == value:
             continue
-        changes[key] = None if value == "" else _typed_value(value, definitions.get(key))
+        try:
+            changes[key] = None if value == "" else _typed_value(value, definitions.get(key))
+        except NormalizationError as exc:
+            raise NormalizationError(f"{key}: {exc}") from None
     for key in current:
         if key not in given:
             changes[key] = None

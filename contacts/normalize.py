@@ -768,6 +768,8 @@ def normalize_date(text: str | dt.date, *, dayfirst: bool = False) -> dt.date:
     cleaned = _clean_text(text)
     if not cleaned:
         raise NormalizationError("a date cannot be blank")
+    if len(cleaned) > 64:  # bounded before int(): 5,000 digits would raise ValueError, not this
+        raise NormalizationError(f"{_quote(original[:40])}... is not a date (write it as YYYY-MM-DD)")
     cleaned = _TIME_SUFFIX.sub("", cleaned).strip() or cleaned
 
     if m := _YMD.fullmatch(cleaned):
@@ -929,8 +931,11 @@ _FORMULA_STARTS = frozenset("=+-@\t\r\0")
 
 def strip_formula_escape(text: str) -> str:
     """Return `text` without the single quote our exporter put before a leading = + - @
-    TAB CR or NUL, so that a re-imported export gets its original value back. Any other
-    leading quote is the user's and stays."""
-    if len(text) >= 2 and text[0] == "'" and text[1] in _FORMULA_STARTS:
-        return text[1:]
+    TAB CR or NUL, or before quotes that precede one (a typed `'=1+1` is exported as
+    `''=1+1`), so that a re-imported export gets its original value back. Any other leading
+    quote is the user's and stays."""
+    if len(text) >= 2 and text[0] == "'":
+        rest = text.lstrip("'")
+        if rest and rest[0] in _FORMULA_STARTS:
+            return text[1:]
     return text

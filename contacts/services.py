@@ -208,21 +208,29 @@ def opt_out_phone(*, org, phone: str, actor: Actor, channel: str | None = None) 
 
     Returns (contact, created). A STOP from an unknown number must still be honoured later.
     """
-    with transaction.atomic():
-        contact = contact_find_match(org=org, phone=phone, email=None, lock=True)
-        if contact is not None and contact.deleted_at is not None:  # lead: consent hook: restore a trashed match
-            _trash().contact_restore(contact=contact, actor=actor)
-        created = contact is None
-        if created:
-            data = {"phone": phone}
-            if channel:
-                data["preferences"] = {channel: False}
-            else:
-                data["opted_out"] = True
-            contact = contact_create(org=org, data=data, actor=actor)
-        else:
-            contact_opt_out(contact=contact, actor=actor, channel=channel)
-    return contact, created
+    for attempt in range(2):  # lead: opt-out race (the same retry as contact_create_or_merge)
+        try:
+            with transaction.atomic():
+                contact = contact_find_match(org=org, phone=phone, email=None, lock=True)
+                if contact is not None and contact.deleted_at is not None:  # a trashed match comes back
+                    _trash().contact_restore(contact=contact, actor=actor)
+                created = contact is None
+                if created:
+                    data = {"phone": phone}
+                    if channel:
+                        data["preferences"] = {channel: False}
+                    else:
+                        data["opted_out"] = True
+                    contact = contact_create(org=org, data=data, actor=actor)
+                else:
+                    contact_opt_out(contact=contact, actor=actor, channel=channel)
+            return contact, created
+        except DuplicateConflict:
+            # A concurrent opt-out (or create) of this phone won the race: opt that contact out.
+            if attempt == 0:
+                continue
+            raise
+    raise AssertionError("unreachable")
 
 
 # --- create, update, merge ---------------------------------------------------------------------

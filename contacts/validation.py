@@ -8,8 +8,10 @@ quotes the bad value.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from .models import Channel, CustomField
 from .normalize import (
@@ -112,18 +114,16 @@ def custom_value(definition: CustomField | None, key: str, value, *, dayfirst: b
     if kind == CustomField.Type.NUMBER:
         if isinstance(value, bool):
             raise NormalizationError(f"custom field '{key}' is a number, got {value!r}.")
-        if isinstance(value, (int, float)):
-            return value
-        text = str(value).strip()
         try:
-            number = Decimal(text.replace(",", "") if "," in text and "." in text else text)
-        except InvalidOperation:
-            raise NormalizationError(f"custom field '{key}' is a number, got '{value}'.") from None
-        return int(number) if number == number.to_integral_value() else float(number)
+            return parse_number(value)
+        except NormalizationError as exc:
+            raise NormalizationError(f"custom field '{key}' is a number: {exc}") from None
     if kind == CustomField.Type.DATE:
         if isinstance(value, dt.date):
-            return value.isoformat()
-        return normalize_date(str(value), dayfirst=dayfirst).isoformat()
+            return check_date_range(value, value).isoformat()
+        if len(str(value)) > 64:
+            raise NormalizationError(f"custom field '{key}' is a date, got {_shown_value(str(value))}.")
+        return check_date_range(normalize_date(str(value), dayfirst=dayfirst), value).isoformat()
     if kind == CustomField.Type.BOOLEAN:
         return value if isinstance(value, bool) else parse_bool(str(value))
     if kind == CustomField.Type.CHOICE:
@@ -180,8 +180,10 @@ def clean_birthday(value):
     if value in (None, ""):
         return None
     if isinstance(value, dt.date):
-        return value
-    return normalize_date(str(value))
+        return check_date_range(value, value)
+    if not isinstance(value, str) or len(value) > 64:
+        raise NormalizationError(f"{_shown_value(value)} is not a date (send it as text, e.g. 1990-03-04).")
+    return check_date_range(normalize_date(value), value)
 
 
 def clean_email(value):
@@ -305,3 +307,201 @@ def clean_contact_payload(data, *, org, contact=None, full: bool = False, defini
     if errors:
         raise PayloadError(errors)
     return clean, warnings
+
+
+# --- bounded numbers, dates and JSON (issue 13: no input reaches a 500) ------------------------
+# Limits named once; the API parser, the admin forms, the importer's custom-field coercion, the
+# contacts filters and the segment rules all call the functions below.
+MAX_NUMBER = 10**15  # custom numbers and rule values: exact in a float64, which segments compare in
+MAX_NUMBER_CHARS = 40  # a number's text (digits, sign, point, exponent); checked before converting
+MAX_JSON_DEPTH = 32  # nesting of any JSON input (rules nest 5 groups deep: ~13 JSON levels)
+MAX_JSON_NUMBER_CHARS = 100  # one number literal in a JSON document
+JSON_INT_RANGE = 2**63  # a JSON integer fits a bigint (PostgreSQL, SQLite)
+MIN_YEAR, MAX_YEAR = 1000, 9000  # dates and date-times; margins for a day's or a century's shift
+_NUMBER_TEXT_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d{1,4})?")
+
+
+def parse_number(value):
+    """`value` (a JSON number or a text like "1,234.5" / "2e3") as an int (when whole) or a float,
+    within ±MAX_NUMBER. Raises NormalizationError quoting the value for NaN, infinities, other
+    text and anything bigger; the text is bounded before any conversion, so "1e999999" costs
+    microseconds (int(Decimal("1e999999")) holds a worker for half a minute)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise NormalizationError(f"{_shown_value(value)} is not a number.")
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+            raise NormalizationError(_number_range_message(value))
+        return int(value) if value.is_integer() else value
+    if isinstance(value, int):
+        if abs(value) > MAX_NUMBER:
+            raise NormalizationError(_number_range_message(value))
+        return value
+    text = str(value).strip()
+    if len(text) > MAX_NUMBER_CHARS:
+        raise NormalizationError(f"{_shown_value(text)} is not a number of at most {MAX_NUMBER_CHARS} characters.")
+    if "," in text and "." in text:
+        text = text.replace(",", "")
+    if not _NUMBER_TEXT_RE.fullmatch(text):
+        raise NormalizationError(f"{_shown_value(value)} is not a number.")
+    number = Decimal(text)
+    if abs(number) > MAX_NUMBER:
+        raise NormalizationError(_number_range_message(value))
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _number_range_message(value) -> str:
+    return f"{_shown_value(value)} is not a finite number between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}."
+
+
+def _shown_value(value) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return f"'{text[:37]}...'" if len(text) > 40 else f"'{text}'"
+
+
+def parse_moment(text) -> dt.date | dt.datetime:
+    """An ISO date ("2024-03-01") or date-time ("2024-03-01T09:30:00Z"; naive = UTC), years
+    MIN_YEAR..MAX_YEAR. Raises NormalizationError for impossible ones (2024-02-30, T25:00)."""
+    from django.utils.dateparse import parse_date, parse_datetime
+
+    if not isinstance(text, str) or len(text) > 64:
+        raise NormalizationError(f"{_shown_value(text)} is not an ISO date or date-time.")
+    text = text.strip()
+    try:
+        moment = parse_date(text) or parse_datetime(text)
+        if isinstance(moment, dt.datetime) and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        if moment is not None and isinstance(moment, dt.datetime):
+            moment.astimezone(dt.UTC)  # an offset may push 9999-12-31T23:59 past the last year
+    except (ValueError, OverflowError):
+        raise NormalizationError(f"{_shown_value(text)} is not a real date or time.") from None
+    if moment is None:
+        raise NormalizationError(
+            f"{_shown_value(text)} is not an ISO date or date-time (e.g. 2024-03-01 or 2024-03-01T09:30:00Z).")
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise NormalizationError(f"{_shown_value(text)}: the year must be between {MIN_YEAR} and {MAX_YEAR}.")
+    return moment
+
+
+def check_date_range(day: dt.date, shown) -> dt.date:
+    """`day` when its year is within MIN_YEAR..MAX_YEAR, else NormalizationError."""
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise NormalizationError(f"{_shown_value(shown)}: the year must be between {MIN_YEAR} and {MAX_YEAR}.")
+    return day
+
+
+def parse_ascii_id(text) -> int | None:
+    """A positive whole-number id in ASCII digits ("12"), else None: "²" and "١٢" pass isdigit()
+    but int() refuses the first, and the second is nobody's id."""
+    text = str(text).strip()
+    if not text or len(text) > 18 or not (text.isascii() and text.isdecimal()):
+        return None
+    return int(text)
+
+
+class JSONInputError(NormalizationError, json.JSONDecodeError):
+    """A JSON document refused: `errors` is {path: [message]}. Also a JSONDecodeError, so code that
+    catches bad JSON (Django's forms.JSONField) catches this too."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        message = "; ".join(f"{path}: {msgs[0]}" for path, msgs in errors.items())
+        ValueError.__init__(self, message)
+        self.msg, self.doc, self.pos, self.lineno, self.colno = message, "", 0, 1, 1
+        self.errors = errors
+
+    def __str__(self):
+        return self.msg
+
+
+_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_JSON_BRACKET_RE = re.compile(r"[\[\]{}]")
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text nests arrays/objects deeper than `limit`: a scan without recursion,
+    strings skipped, so json.loads never recurses a thousand levels (RecursionError)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_BRACKET_RE.finditer(_JSON_STRING_RE.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+class _BadNumber:
+    """What the decoder leaves where a number is out of range; reported with its path."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _json_float(text: str):
+    if len(text) > MAX_JSON_NUMBER_CHARS:
+        return _BadNumber(text)
+    value = float(text)
+    return value if math.isfinite(value) else _BadNumber(text)
+
+
+def _json_int(text: str):
+    if len(text) > 20 or abs(value := int(text)) >= JSON_INT_RANGE:
+        return _BadNumber(text)
+    return value
+
+
+class BoundedJSONDecoder(json.JSONDecoder):
+    """json.loads that refuses, with the path of each bad value: nesting deeper than
+    MAX_JSON_DEPTH (before parsing), NaN/Infinity, numbers that overflow a float or a bigint, and
+    strings holding a lone surrogate ("\\ud800": no database can store it). Raises
+    JSONInputError; a syntax error stays a json.JSONDecodeError."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(parse_float=_json_float, parse_int=_json_int, parse_constant=_BadNumber)
+        super().__init__(*args, **kwargs)
+
+    def decode(self, s, *args, **kwargs):
+        if json_too_deep(s):
+            raise JSONInputError({"non_field_errors": [f"JSON nested deeper than {MAX_JSON_DEPTH} levels."]})
+        value = super().decode(s, *args, **kwargs)
+        errors: dict[str, list[str]] = {}
+        for path, message in _json_problems(value, ""):
+            errors.setdefault(path or "non_field_errors", []).append(message)
+        if errors:
+            raise JSONInputError(errors)
+        return value
+
+
+def _unstorable(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _json_problems(value, path):
+    if isinstance(value, str):
+        if _unstorable(value):
+            yield path, "holds a lone surrogate (an invalid \\ud800-\\udfff escape)."
+    elif isinstance(value, _BadNumber):
+        yield path, f"{_shown_value(value.text)} is not a finite number in range."
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if _unstorable(key):
+                yield where.encode("utf-8", "backslashreplace").decode(), "a key holds a lone surrogate."
+            else:
+                yield from _json_problems(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _json_problems(item, f"{path}[{index}]")
+
+
+def loads_json(text: str):
+    """json.loads through BoundedJSONDecoder (the import's `mapping` field, the admin)."""
+    return json.loads(text, cls=BoundedJSONDecoder)

@@ -253,7 +253,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         if "ids" in data:
             qs = qs.filter(pk__in=data["ids"])
         elif "not_ids" in data:
-            if data.get("confirm") is not True:
+            if request.data.get("confirm") is not True:  # the JSON boolean: "yes", "1" and 1 are not consent
                 raise ValidationError({"confirm": ["not_ids deletes every other contact: add \"confirm\": true."]})
             qs = qs.exclude(pk__in=data["not_ids"])
         else:
@@ -286,6 +286,10 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses=ContactSerializer, description="Removes one tag (case-insensitive).")
     @action(detail=True, methods=["delete"], url_path=r"tags/(?P<tag>[^/]+)")
     def remove_tag(self, request, pk=None, tag=None):
+        try:
+            tag = normalize_tag(tag)
+        except NormalizationError as exc:
+            raise ValidationError({"tag": [str(exc)]}) from None
         with transaction.atomic():
             contact = self.get_contact_for_write()
             removed = services.contact_remove_tags(contact=contact, names=[tag], actor=api_actor(request))
@@ -379,7 +383,7 @@ class CustomFieldViewSet(OrgViewMixin, viewsets.ModelViewSet):
     serializer_class = CustomFieldSerializer
     http_method_names = ["get", "post", "put", "patch", "delete"]
 
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[0-9]{1,18}"  # ASCII: \d also matches "٣"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization

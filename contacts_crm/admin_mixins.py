@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 from django.utils import timezone
 
 from .models import Membership
@@ -133,6 +135,23 @@ class OrgScopedAdmin(admin.ModelAdmin):
         if org is None:
             raise PermissionDenied("Your account does not belong to an organization.")
         return org
+
+    def response_action(self, request, queryset):
+        """An action posted with an id that is no primary key (a UUID typo, "²") is an error
+        message, not a 500: Django would pass it to `pk__in` and fail in to_python."""
+        field = self.model._meta.pk
+        for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                field.to_python(value)
+                if field.get_internal_type() in ("AutoField", "BigAutoField") and not (
+                        value.isascii() and value.isdecimal() and len(value) <= 18):
+                    raise ValidationError("not an id")
+            except ValidationError:
+                shown = value if len(value) <= 40 else value[:37] + "..."
+                self.message_user(request, f"'{shown}' is not the id of a {self.model._meta.verbose_name}; "
+                                  "nothing was changed.", messages.ERROR)
+                return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
 
     def save_model(self, request, obj, form, change):
         if not change and self.org_field == "organization" and not getattr(obj, "organization_id", None):

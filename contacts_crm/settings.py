@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "contacts_crm.db.StatementTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -67,6 +68,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+if not DEBUG:
+    # Static files from STATIC_ROOT (collectstatic) in the production profile, compressed and
+    # cached; under runserver (DEBUG) Django's staticfiles app serves them as before.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "contacts_crm.urls"
 WSGI_APPLICATION = "contacts_crm.wsgi.application"
@@ -100,6 +106,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
     }
 DB_IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# Statement timeouts in seconds, 0 = none (contacts_crm/db.py): API requests, the export endpoint
+# and the admin, and every other connection (RQ jobs, commands, migrations) — the last through the
+# connection's startup options, which each web request then overrides with its own.
+API_STATEMENT_TIMEOUT = float(os.environ.get("API_STATEMENT_TIMEOUT", 10))
+EXPORT_STATEMENT_TIMEOUT = float(os.environ.get("EXPORT_STATEMENT_TIMEOUT", 300))
+JOB_STATEMENT_TIMEOUT = float(os.environ.get("JOB_STATEMENT_TIMEOUT", 1800))
+if DB_IS_POSTGRES and JOB_STATEMENT_TIMEOUT:
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c statement_timeout={int(JOB_STATEMENT_TIMEOUT * 1000)}"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -132,6 +146,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG
+                    else "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 # Days a deleted contact stays in the trash before `purge_trash` deletes it for good (contacts.trash).
@@ -158,6 +177,11 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["contacts_crm.api.throttling.ApiKeyRateThrottle"],
     "EXCEPTION_HANDLER": "contacts_crm.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "contacts_crm.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [],
     "DEFAULT_PAGINATION_CLASS": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -178,11 +202,16 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"ApiKeyBearer": {"type": "http", "scheme": "bearer", "description": "API key"}}
     },
     "SECURITY": [{"ApiKeyBearer": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "contacts_crm.api.schema.add_error_responses",
+    ],
 }
 
 # --- Production hardening (manage.py check --deploy is clean with DEBUG=0) -------------------
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # a load balancer's plain-HTTP health check
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import json
-
 from rest_framework import serializers
+
+from contacts.validation import JSON_INT_RANGE, JSONInputError, loads_json
 
 from .models import ImportChange, ImportJob, ImportRowError
 from .readers.base import ReaderError
@@ -13,7 +13,8 @@ class ImportCreateSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="CSV, TSV/TXT, XLSX, XLS, ODS or vCard (.vcf).")
     mode = serializers.ChoiceField(choices=ImportJob.Mode.choices, default=ImportJob.Mode.CREATE_UPDATE)
     has_header = serializers.BooleanField(default=True)
-    list_id = serializers.IntegerField(required=False, allow_null=True, help_text="Add the contacts to this list.")
+    list_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=JSON_INT_RANGE - 1,
+                                       help_text="Add the contacts to this list.")
     mapping = serializers.CharField(
         required=False, allow_blank=True,
         help_text='JSON object: column header (or 0-based index) → field, e.g. {"Cell": "phone", "Notes": null}.',
@@ -42,7 +43,9 @@ class ImportCreateSerializer(serializers.Serializer):
         if not value:
             return {}
         try:
-            mapping = json.loads(value)
+            mapping = loads_json(value)  # bounded: depth checked before parsing, numbers finite
+        except JSONInputError as exc:
+            raise serializers.ValidationError(f"mapping: {exc}") from None
         except ValueError:
             raise serializers.ValidationError("mapping must be a JSON object.") from None
         if not isinstance(mapping, dict) or not all(isinstance(v, (str, type(None))) for v in mapping.values()):

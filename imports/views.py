@@ -63,7 +63,7 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
     """Imports: upload a file, follow the job, download the error report."""
 
     serializer_class = ImportJobSerializer
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[0-9]{1,18}"  # ASCII: \d also matches "٣"
     parser_classes = [MultiPartParser, FormParser]
 
     def get_queryset(self):

@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from contacts.services import Actor, ServiceError
+from contacts.validation import BoundedJSONDecoder, JSONInputError, loads_json
 from contacts_crm.admin_mixins import OrgScopedAdmin, admin_datetime
 from contacts_crm.tenancy import user_organization
 
@@ -160,7 +161,7 @@ class RuleBuilderWidget(forms.Textarea):
     def format_value(self, value):
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = loads_json(value)  # bounded: a string nested 1,000 deep is shown as typed
             except ValueError:
                 return value
         return json.dumps(value, indent=2, ensure_ascii=False)
@@ -176,10 +177,29 @@ class RuleBuilderWidget(forms.Textarea):
 def parse_rules_json(text: str):
     """The rules from the JSON text; a syntax error names its line and column."""
     try:
-        return json.loads(text)
+        return loads_json(text)  # bounded: depth, non-finite and huge numbers (contacts.validation)
+    except JSONInputError as exc:
+        raise forms.ValidationError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise forms.ValidationError(
             f"The rules are not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+
+
+class BoundedJSONFormField(forms.JSONField):
+    """forms.JSONField through contacts.validation's bounded decoder, with its message."""
+
+    def __init__(self, **kwargs):
+        super().__init__(decoder=BoundedJSONDecoder, **kwargs)
+
+    def to_python(self, value):
+        if isinstance(value, str) and not self.disabled:
+            try:
+                loads_json(value)  # Django's own field says only "Enter a valid JSON."
+            except JSONInputError as exc:
+                raise forms.ValidationError(str(exc)) from None
+            except ValueError:
+                pass
+        return super().to_python(value)
 
 
 class SegmentAdminForm(_OrgForm):

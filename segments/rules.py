@@ -42,7 +42,7 @@ from django.db.models.lookups import (
     StartsWith,
 )
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.dateparse import parse_date
 
 from contacts.models import Channel, ContactTag
 from contacts.normalize import NormalizationError, email_key, normalize_country, normalize_phone, normalize_tag
@@ -55,17 +55,19 @@ from contacts.querysets import (
     q_tagged_none,
     q_textable,
 )
+from contacts.validation import JSON_INT_RANGE, MAX_NUMBER, MAX_YEAR, MIN_YEAR, parse_moment, parse_number
 
 from .querysets import q_in_any_list, q_member_of, q_member_of_all
 
 MAX_DEPTH = 5
 MAX_CONDITIONS = 50
 MAX_VALUES = 500
+MAX_TOTAL_VALUES = 1000  # across all conditions of one rule set: 50 x 500 `in` values ran 23 s
 MAX_DAYS = 36_500
 NUMBER_RE = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
 PG_NUMBER_RE = r"^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 PG_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-CUSTOM_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,49}|\d{1,18}")
+CUSTOM_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,49}|[0-9]{1,18}")
 
 
 class RuleError(ValueError):
@@ -177,6 +179,7 @@ class Condition:
 @dataclass
 class _Budget:
     conditions: int = 0
+    values: int = 0
 
 
 def _join(path: str, part: str) -> str:
@@ -201,27 +204,33 @@ def _as_iso_date(value) -> dt.date | None:
 
 
 def parse_date_safe(text: str) -> dt.date | None:
+    """An ISO date within the years contacts.validation allows, else None."""
     try:
-        return parse_date(text)
+        day = parse_date(text) if len(text) <= 64 else None
     except ValueError:
         return None
+    return day if day is not None and MIN_YEAR <= day.year <= MAX_YEAR else None
 
 
 def _as_moment(value) -> dt.date | dt.datetime | None:
-    """An ISO date (a day) or an ISO datetime (naive = UTC)."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    day = parse_date_safe(text)
-    if day is not None:
-        return day
+    """An ISO date (a day) or an ISO datetime (naive = UTC), years MIN_YEAR..MAX_YEAR: a rule
+    `created_at lte 9999-12-31` compares with the next day's start, which no datetime holds."""
     try:
-        moment = parse_datetime(text)
-    except ValueError:
+        return parse_moment(value)
+    except NormalizationError:
         return None
-    if moment is not None and timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, dt.UTC)
-    return moment
+
+
+def _bounded_number(value) -> bool:
+    """A JSON number within contacts.validation's bounds (|n| <= MAX_NUMBER): a 400-digit value
+    would overflow the float the comparison is compiled with."""
+    if not _is_number(value):
+        return False
+    try:
+        parse_number(value)
+    except NormalizationError:
+        return False
+    return True
 
 
 def _parse(node, path: str, depth: int, budget: _Budget, region: str):
@@ -254,7 +263,13 @@ def _parse(node, path: str, depth: int, budget: _Budget, region: str):
         budget.conditions += 1
         if budget.conditions > MAX_CONDITIONS:
             raise RuleError(where, f"more than {MAX_CONDITIONS} conditions")
-        return _parse_condition(node, path, region)
+        cond = _parse_condition(node, path, region)
+        if isinstance(cond.value, list):
+            budget.values += len(cond.value)
+            if budget.values > MAX_TOTAL_VALUES:
+                raise RuleError(_join(path, "value"), f"the rules hold more than {MAX_TOTAL_VALUES} values in all "
+                                                      "their conditions")
+        return cond
     raise RuleError(where, f"expected a group {{\"op\", \"rules\"}}, a condition {{\"field\", \"operator\", "
                            f"\"value\"}} or {{\"not\": ...}}; got keys {', '.join(map(str, node)) or 'none'}")
 
@@ -318,7 +333,7 @@ def _check_value(cond: Condition, node: dict, region: str) -> None:
         cond.extra["kinds"] = [item_kind for _, item_kind in items]
         return
     if op == "within_last_days":
-        if not _is_number(value) or int(value) != value or not 1 <= value <= MAX_DAYS:
+        if not _bounded_number(value) or int(value) != value or not 1 <= value <= MAX_DAYS:
             raise _value_error(cond, f"expects a whole number of days from 1 to {MAX_DAYS}, got {_show(value)}")
         cond.value = int(value)
         return
@@ -337,6 +352,9 @@ def _check_value(cond: Condition, node: dict, region: str) -> None:
         return
     if kind == "custom" and op in COMPARE_OPS:
         if _is_number(value):
+            if not _bounded_number(value):
+                raise _value_error(cond, f"compares numbers between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}, "
+                                         f"got {_show(value)}")
             cond.value, cond.value_kind = value, "number"
             return
         day = _as_iso_date(value)
@@ -396,7 +414,7 @@ def _scalar(cond: Condition, value, region: str, index: int | None = None) -> tu
             raise bad(f"expects true, false or \"unknown\", got {_show(value)}")
         return {True: "true", False: "false"}.get(value, "unknown"), "text"
     if kind == "user":
-        if not _is_number(value) or int(value) != value or value < 1:
+        if not _is_number(value) or int(value) != value or not 1 <= value < JSON_INT_RANGE:
             raise bad(f"expects a user id (a positive whole number), got {_show(value)}")
         return int(value), "number"
     if kind == "date":
@@ -412,11 +430,13 @@ def _scalar(cond: Condition, value, region: str, index: int | None = None) -> tu
         except NormalizationError as exc:
             raise bad(str(exc)) from None
     if kind == "lists":
-        if not _is_number(value) or int(value) != value or value < 1:
+        if not _is_number(value) or int(value) != value or not 1 <= value < JSON_INT_RANGE:
             raise bad(f"expects list ids (positive whole numbers), got {_show(value)}")
         return int(value), "number"
     # custom: the value's JSON type decides the comparison.
     if _is_number(value):
+        if not _bounded_number(value):
+            raise bad(f"expects a number between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}, got {_show(value)}")
         return value, "number"
     if isinstance(value, bool):
         return value, "bool"
@@ -765,12 +785,15 @@ def segment_queryset_for_param(queryset, raw_value, *, org):
     """
     from rest_framework.exceptions import NotFound, ValidationError
 
+    from contacts.validation import parse_ascii_id
+
     from .models import Segment
 
     raw = str(raw_value).strip()
-    if not raw.isdigit():
+    segment_id = parse_ascii_id(raw)
+    if segment_id is None:
         raise ValidationError({"segment": [f"'{raw}' is not a segment id (a whole number)."]})
-    segment = Segment.objects.for_org(org).filter(pk=int(raw)).first()
+    segment = Segment.objects.for_org(org).filter(pk=segment_id).first()
     if segment is None:
         raise NotFound(f"No segment with the id {raw}.")
     try:

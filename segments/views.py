@@ -47,7 +47,7 @@ def reject_unknown_params(request, allowed=PAGING_KEYS):
 
 class _OrgModelViewSet(OrgViewMixin, viewsets.ModelViewSet):
     http_method_names = ["get", "post", "put", "patch", "delete"]
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[0-9]{1,18}"  # ASCII: \d also matches "٣"
 
     def get_serializer_context(self):
         context = super().get_serializer_context()

@@ -35,6 +35,9 @@ def nul_paths(value, path: str = ""):
 
 def reject_nul_characters(request) -> None:
     errors = {}
+    for name, value in (getattr(request, "parser_context", None) or {}).get("kwargs", {}).items():
+        if isinstance(value, str) and "\x00" in value:  # a path segment: /contacts/{id}/tags/a%00b
+            errors[_shown(name)] = [MESSAGE]
     for name, values in request.query_params.lists():
         if "\x00" in name or any("\x00" in v for v in values):
             errors[_shown(name)] = [MESSAGE]

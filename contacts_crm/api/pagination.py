@@ -22,6 +22,7 @@ from rest_framework.exceptions import ValidationError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+MAX_OFFSET = 1_000_000_000  # far past any real page, well inside a bigint (a larger OFFSET is a 500)
 
 
 @dataclass
@@ -41,22 +42,30 @@ def _bad(field: str, message: str):
     raise ValidationError({field: [message]})
 
 
+def _whole_number(name: str, raw: str, low: int, high: int) -> int:
+    """`raw` as an int in [low, high]: ASCII digits only ("²" and "٣" pass isdigit()), and the
+    length bounded before int() so a 5,000-digit value is refused without converting it."""
+    text = raw.strip()
+    if not (text.isascii() and text.isdecimal()) or len(text) > 18:
+        if text.isascii() and text.isdecimal():
+            _bad(name, f"{name} must be between {low} and {high:,}.")
+        _bad(name, f"'{raw}' is not a whole number.")
+    value = int(text)
+    if not low <= value <= high:
+        _bad(name, f"{name} must be between {low} and {high:,} (got {value}).")
+    return value
+
+
 def parse_limit(params) -> int:
     raw = params.get("limit")
-    if raw in (None, ""):
+    if raw is None:
         return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        _bad("limit", f"'{raw}' is not a whole number.")
-    if limit < 1 or limit > MAX_LIMIT:
-        _bad("limit", f"limit must be between 1 and {MAX_LIMIT} (got {limit}).")
-    return limit
+    return _whole_number("limit", raw, 1, MAX_LIMIT)
 
 
 def parse_bool_param(params, name: str) -> bool:
     raw = params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return False
     if raw.lower() in {"true", "1"}:
         return True
@@ -86,10 +95,14 @@ def paginate(request, queryset, *, sorts=("id",), default_sort: str | None = Non
     params = request.query_params
     limit = parse_limit(params)
     default_sort = default_sort or sorts[0]
-    sort = params.get("sort") or default_sort
+    sort = params.get("sort", default_sort)
     if sort not in sorts:
         _bad("sort", f"'{sort}' is not a sort; use one of: {', '.join(sorts)}.")
     cursor, offset = params.get("cursor"), params.get("offset")
+    if cursor == "":
+        _bad("cursor", "An empty cursor: leave the parameter out for the first page.")
+    if offset == "":
+        _bad("offset", "An empty offset: give a whole number ≥ 0 or leave the parameter out.")
     if cursor and offset:
         _bad("offset", "Use either cursor or offset, not both.")
     include_total = parse_bool_param(params, "include_total")
@@ -129,12 +142,7 @@ def paginate(request, queryset, *, sorts=("id",), default_sort: str | None = Non
             qs = qs.filter(Q(**{f"{field}__gte": value}) & (Q(**{f"{field}__gt": value}) | Q(**{f"{id_field}__gt": pk})))
         items = list(qs[: limit + 1])
     elif offset:
-        try:
-            start = int(offset)
-            if start < 0:
-                raise ValueError
-        except ValueError:
-            _bad("offset", f"'{offset}' is not a whole number ≥ 0.")
+        start = _whole_number("offset", offset, 0, MAX_OFFSET)
         items = list(qs[start : start + limit + 1])
     else:
         items = list(qs[: limit + 1])
@@ -149,9 +157,12 @@ def paginate(request, queryset, *, sorts=("id",), default_sort: str | None = Non
 
 def paging_parameters(sorts=("id",)) -> list[OpenApiParameter]:
     return [
-        OpenApiParameter("limit", OpenApiTypes.INT, description=f"Page size, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT})."),
+        OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                         description=f"Page size, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT}). Empty is a 400."),
         OpenApiParameter("cursor", OpenApiTypes.STR, description="The next_cursor of the previous page."),
-        OpenApiParameter("offset", OpenApiTypes.INT, description="Row offset (slow on deep pages; prefer cursor)."),
-        OpenApiParameter("sort", OpenApiTypes.STR, enum=list(sorts), description=f"Default {sorts[0]}."),
-        OpenApiParameter("include_total", OpenApiTypes.BOOL, description="Add the total count (one COUNT query)."),
+        OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                         description=f"Row offset, 0–{MAX_OFFSET:,} (slow on deep pages; prefer cursor)."),
+        OpenApiParameter("sort", OpenApiTypes.STR, enum=list(sorts), description=f"Default {sorts[0]}. Empty is a 400."),
+        OpenApiParameter("include_total", {"type": "string", "enum": ["true", "false", "1", "0"]},
+                         description="true: add the total count (one COUNT query). Empty is a 400."),
     ]

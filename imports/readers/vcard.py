@@ -34,12 +34,12 @@ MAX_CARD_BYTES = 1024 * 1024
 MAX_PHOTO_URL_BYTES = 2048
 
 # Only the first of these counts; later ones are not even decoded.
-_FIRST_ONLY = frozenset({"N", "FN", "ORG", "BDAY", "UID"})
+_FIRST_ONLY = frozenset({"N", "FN", "ORG", "BDAY", "UID", "PRODID", "X-CRM-EXTERNAL-ID"})
 # The properties we map; every other one is skipped without being accumulated.
 _MAPPED = frozenset(
     {
         "N", "FN", "TEL", "EMAIL", "ORG", "ADR", "CATEGORIES", "BDAY", "NOTE", "LANG",
-        "TZ", "UID", "GENDER", "X-GENDER", "PHOTO",
+        "TZ", "UID", "GENDER", "X-GENDER", "PHOTO", "PRODID", "X-CRM-EXTERNAL-ID",
     }
 )  # fmt: skip
 _MOBILE_TYPES = frozenset({"cell", "mobile", "iphone", "text", "textphone"})
@@ -719,7 +719,12 @@ class _Card:
             record.add("language", "LANG", language)
         if "TZ" in self.singles:
             record.add("timezone", *self.singles["TZ"])
-        if "UID" in self.singles:
+        # hardening: our own export (contacts.exports.VCARD_PRODID) puts the contact id in UID and
+        # the external id in X-CRM-EXTERNAL-ID; a round trip must not store the id as external_id.
+        ours = _unescape(self.singles.get("PRODID", ("", ""))[1]).strip() == "-//contacts_crm//export//EN"
+        if "X-CRM-EXTERNAL-ID" in self.singles:
+            record.add("external_id", "X-CRM-EXTERNAL-ID", _unescape(self.singles["X-CRM-EXTERNAL-ID"][1]))
+        elif "UID" in self.singles and not ours:
             record.add("external_id", "UID", _unescape(self.singles["UID"][1]))
         for column, gender in self.genders:
             record.add("gender", column, gender)

@@ -168,8 +168,9 @@ def test_a_vcard_export_imported_into_an_empty_organization_recreates_the_contac
     for key in expected:
         assert got[key] == expected[key], key
 
-    # UID is the contact's id; our vCard reader keeps a card's UID as the external id.
-    assert set(Contact.objects.for_org(empty).values_list("external_id", flat=True)) == {str(p.pk) for p in people}
+    # UID is the contact's id; on our own cards (PRODID) the reader takes external_id from
+    # X-CRM-EXTERNAL-ID and never from UID (issue 13 item 12).
+    assert set(Contact.objects.for_org(empty).values_list("external_id", flat=True)) == {p.external_id for p in people}
 
 
 # --- formula injection, encodings, cell types ---------------------------------------------------
@@ -236,7 +237,7 @@ def test_a_vcard_card_carries_the_contact_with_escaped_text(acme):
     data = b"".join(vcard_chunks(export_rows(Contact.objects.for_org(acme).filter(pk=people[0].pk), org=acme)))
     unfolded = data.replace(b"\r\n ", b"").decode("utf-8")
     lines = unfolded.split("\r\n")
-    assert lines[:3] == ["BEGIN:VCARD", "VERSION:3.0", f"UID:{people[0].pk}"]
+    assert lines[:4] == ["BEGIN:VCARD", "VERSION:3.0", "PRODID:-//contacts_crm//export//EN", f"UID:{people[0].pk}"]
     assert 'FN:Zoë "Z" Ångström\\, PhD' in lines
     assert "N:Ångström;Zoë;;;" in lines
     assert "ORG:Müller\\; Söhne\\, GmbH" in lines

@@ -937,7 +937,8 @@ def test_it_refuses_what_is_not_yes_or_no(text):
         ("'\rx", "\rx"),
         ("'\0x", "\0x"),
         ("'hello", "'hello"),
-        ("''=x", "''=x"),
+        ("''=x", "'=x"),  # a typed '=x, exported as ''=x (issue 13 item 12)
+        ("'''=x", "''=x"),
         ("=x", "=x"),
         ("'", "'"),
         ("", ""),

@@ -1,4 +1,5 @@
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -7,6 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from contacts_crm.models import Organization
 from imports.models import ImportJob
 from imports.pipeline import ImportRefused, start_import
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -26,10 +29,25 @@ class Command(BaseCommand):
         parser.add_argument("--sheet", default="", help="Workbook sheet to read: its name or 1-based number "
                             "(default: the first sheet whose header names a phone or email column).")
 
-    def handle(self, *args, file, org, list_name, mode, no_header, region, dry_run, json: bool, encoding="",
-               sheet="", **options):
+    def handle(self, *args, json: bool, **options):
+        if not json:
+            return self._handle(json=False, **options)
+        # --json: stdout holds exactly one JSON object whatever happens (design §6), so a script
+        # can always parse it; an unexpected error becomes {"status": "failed", "error": ...}.
+        try:
+            return self._handle(json=True, **options)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            logger.exception("import_contacts failed")
+            return self._refused(True, f"{type(exc).__name__}: {exc}")
+
+    def _handle(self, *, file, org, list_name, mode, no_header, region, dry_run, json: bool, encoding="", sheet="",
+                **options):
         organization = Organization.objects.filter(slug=org).first()
         if organization is None:
+            if json:
+                return self._refused(json, f"No organization with slug '{org}'.")
             raise CommandError(f"No organization with slug '{org}'.")
         path = Path(file)
         if not path.is_file():
@@ -84,4 +102,5 @@ class Command(BaseCommand):
 
 
 def _dumps(obj):
-    return json.dumps(obj, ensure_ascii=False, default=str)
+    # allow_nan=False: a NaN would print as `NaN`, which is not JSON.
+    return json.dumps(obj, ensure_ascii=False, default=str, allow_nan=False)
