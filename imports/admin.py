@@ -157,6 +157,28 @@ class ImportJobAdmin(OrgScopedAdmin):
     change_list_template = "admin/imports/importjob/change_list.html"
     change_form_template = "admin/imports/importjob/progress.html"
 
+    actions = ["resume_imports", "revert_imports"]
+
+    @admin.action(description="Resume the selected imports that stopped on an error")
+    def resume_imports(self, request, queryset):
+        from .pipeline import import_resume
+
+        self._each(request, queryset, import_resume, "queued to resume")
+
+    @admin.action(description="Revert (undo) the selected finished imports")
+    def revert_imports(self, request, queryset):
+        from .revert import import_revert_start
+
+        self._each(request, queryset, import_revert_start, "queued to be reverted (opt-outs stay)")
+
+    def _each(self, request, queryset, start, done: str):
+        for job in queryset:
+            try:
+                start(job)
+                self.message_user(request, f"{job}: {done}.", messages.SUCCESS)
+            except ImportRefused as exc:
+                self.message_user(request, f"{job}: {exc}", messages.ERROR)
+
     def has_add_permission(self, request):
         return False  # the upload page creates jobs
 

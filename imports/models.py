@@ -77,6 +77,11 @@ class ImportJob(models.Model):
     preview = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True, help_text="Dry run: what would happen, per row.")
     attempts = models.IntegerField(default=0)
+    reverted_at = models.DateTimeField(null=True, blank=True, help_text="When an undo of this import finished.")
+    revert_status = models.CharField(max_length=16, blank=True, default="",
+                                     help_text="queued | running | done: the undo job (POST /imports/{id}/revert).")
+    revert_counters = models.JSONField(default=dict, blank=True,
+                                       help_text="The undo's counters: reverted, kept (changed since), skipped.")
     runner = models.CharField(max_length=36, blank=True, default="", editable=False,
                               help_text="The token of the process running the job; a requeued job gets a new one.")
     heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False,

@@ -58,6 +58,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
     counters = serializers.SerializerMethodField()
     list_id = serializers.IntegerField(source="contact_list_id", read_only=True)
     errors_url = serializers.SerializerMethodField()
+    revert = serializers.SerializerMethodField()
     stalled = serializers.BooleanField(source="is_stalled", read_only=True,
                                        help_text="Running, but its worker stopped answering: it is being resumed.")
 
@@ -65,7 +66,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
         model = ImportJob
         fields = ["id", "file_name", "format", "mode", "has_header", "mapping", "custom_unmapped", "default_region",
                   "list_id", "dry_run", "encoding", "sheet", "status", "stalled", "error", "progress", "counters",
-                  "preview", "result", "errors_url", "created_at", "started_at", "finished_at", "heartbeat_at"]
+                  "preview", "result", "errors_url", "created_at", "started_at", "finished_at", "heartbeat_at", "reverted_at", "revert"]
 
     def get_progress(self, job) -> dict:
         return {"phase": job.phase, "percent": job.percent, "rows_read": job.rows_read,
@@ -75,6 +76,12 @@ class ImportJobSerializer(serializers.ModelSerializer):
         counters = {name: getattr(job, name) for name in ImportJob.COUNTERS}
         return {"total": job.total if job.is_finished else sum(counters.values()), **counters,
                 "warnings": job.warnings}
+
+    def get_revert(self, job) -> dict | None:
+        """The undo: {"status": queued|running|done, "reverted", "kept", "skipped"}, or null."""
+        if not job.revert_status:
+            return None
+        return {"status": job.revert_status, **job.revert_counters}
 
     def get_errors_url(self, job) -> str:
         return f"/api/v1/imports/{job.pk}/errors.csv"

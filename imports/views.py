@@ -149,6 +149,24 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
         job.refresh_from_db()
         return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={202: ImportJobSerializer, 409: OpenApiResponse(
+        description="The import is not finished, was a dry run, or is already reverted.")},
+        description="Queues the undo of a finished import: contacts it created go to the trash, fields it "
+        "updated get their old values back, the tags and list memberships it added are removed, unless they "
+        "changed after it. An opt-out is never reverted. `GET /imports/{id}` then shows `reverted_at` and "
+        "`revert` counters (reverted, kept, skipped).")
+    @action(detail=True, methods=["post"])
+    def revert(self, request, pk=None):
+        from .revert import import_revert_start
+
+        job = get_object_or_404(self.get_queryset(), pk=pk)
+        try:
+            job = import_revert_start(job)
+        except ImportRefused as exc:
+            raise Conflict(str(exc)) from None
+        job.refresh_from_db()
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"], url_path="errors.csv")
     def errors_csv(self, request, pk=None):

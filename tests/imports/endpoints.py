@@ -26,6 +26,7 @@ register(
     Endpoint("GET", "/api/v1/imports", write=False),
     Endpoint("GET", "/api/v1/imports/{id}/changes", write=False, make=_job),
     Endpoint("POST", "/api/v1/imports/{id}/resume", write=True, make=_failed_job, ok_statuses=(202,)),
+    Endpoint("POST", "/api/v1/imports/{id}/revert", write=True, make=_job, ok_statuses=(202,)),
     Endpoint("POST", "/api/v1/imports", write=True, fmt="multipart", ok_statuses=(202,),
              body=lambda v: {"file": SimpleUploadedFile("c.csv", b"phone\r\n9195550100\r\n")}),
     Endpoint("GET", "/api/v1/imports/{id}", write=False, make=_job),
