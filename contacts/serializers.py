@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
+from contacts_crm.api.strict import StrictJSONMixin
+
 from .models import Channel, Contact, ContactEvent, CustomField
 
 CONTACT_OUTPUT_FIELDS = [
@@ -38,6 +40,9 @@ class ContactSerializer(serializers.ModelSerializer):
     """The one contact representation every endpoint returns."""
 
     tags = serializers.SerializerMethodField()
+    # What the API answers: "" when unset (the model's URLField/choices would promise a URI/a source).
+    avatar_url = serializers.CharField(read_only=True)
+    opt_out_source = serializers.CharField(read_only=True, help_text="api | admin | import | keyword, or \"\".")
     preferences = serializers.SerializerMethodField(
         help_text="Channel preferences set explicitly: {channel: opted_in}. A channel not listed is opted in."
     )
@@ -123,7 +128,9 @@ class CountSerializer(serializers.Serializer):
 
 
 class BulkInputSerializer(serializers.Serializer):
-    contacts = serializers.ListField(child=ContactInputSerializer(), max_length=1000)
+    # Each item is any object: a bad item is reported in its own outcome, never a 400 for the call.
+    contacts = serializers.ListField(child=serializers.DictField(), max_length=1000,
+                                     help_text="Contacts as POST /contacts takes them (ContactInput).")
 
 
 class BulkResultSerializer(serializers.Serializer):
@@ -137,7 +144,7 @@ class BulkOutputSerializer(serializers.Serializer):
     results = BulkResultSerializer(many=True)
 
 
-class BulkDeleteInputSerializer(serializers.Serializer):
+class BulkDeleteInputSerializer(StrictJSONMixin, serializers.Serializer):
     ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
     not_ids = serializers.ListField(child=serializers.UUIDField(), required=False)
     confirm = serializers.BooleanField(required=False, help_text="Required with not_ids (deletes everyone else).")
@@ -147,11 +154,11 @@ class DeletedSerializer(serializers.Serializer):
     deleted = serializers.IntegerField()
 
 
-class TagsInputSerializer(serializers.Serializer):
+class TagsInputSerializer(StrictJSONMixin, serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, max_length=100)
 
 
-class PreferencesInputSerializer(serializers.Serializer):
+class PreferencesInputSerializer(StrictJSONMixin, serializers.Serializer):
     sms = serializers.BooleanField(required=False)
     whatsapp = serializers.BooleanField(required=False)
     email = serializers.BooleanField(required=False)
@@ -160,7 +167,7 @@ class PreferencesInputSerializer(serializers.Serializer):
     voice = serializers.BooleanField(required=False)
 
 
-class OptOutInputSerializer(serializers.Serializer):
+class OptOutInputSerializer(StrictJSONMixin, serializers.Serializer):
     phone = serializers.CharField()
     channel = serializers.ChoiceField(choices=Channel.choices, required=False, allow_null=True)
 
@@ -188,7 +195,7 @@ class EventPageSerializer(serializers.Serializer):
 MESSAGE_KINDS = [k for k in ContactEvent.Kind.values if k.startswith("message_")]
 
 
-class EventInputSerializer(serializers.Serializer):
+class EventInputSerializer(StrictJSONMixin, serializers.Serializer):
     kind = serializers.ChoiceField(choices=MESSAGE_KINDS)
     data = serializers.DictField(required=False, default=dict)
     occurred_at = serializers.DateTimeField(required=False, help_text="Defaults to now.")
@@ -201,7 +208,7 @@ class EventInputSerializer(serializers.Serializer):
         return value
 
 
-class CustomFieldSerializer(serializers.ModelSerializer):
+class CustomFieldSerializer(StrictJSONMixin, serializers.ModelSerializer):
     class Meta:
         model = CustomField
         fields = ["id", "key", "label", "type", "choices", "created_at"]

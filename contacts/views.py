@@ -8,11 +8,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from contacts_crm.api.errors import Conflict, envelope_for
 from contacts_crm.api.nul import reject_nul_characters
-from contacts_crm.api.pagination import paginate, paging_parameters
+from contacts_crm.api.pagination import paginate, paging_parameters, parse_bool_param
 from contacts_crm.api.permissions import request_actor, request_organization
 
 from . import services
@@ -80,6 +81,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
 
     serializer_class = ContactSerializer
     lookup_value_regex = UUID_RE
+    parser_classes = [JSONParser]  # nested fields (custom_fields, preferences) have no form encoding
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
@@ -144,15 +146,16 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         return Response(ContactSerializer(self.get_object()).data)
 
-    def _update(self, request, *, full: bool):
+    def _update(self, request):
+        """PATCH and PUT alike: the fields given (design §0)."""
         org = self.org
-        overwrite = request.query_params.get("overwrite", "").lower() in {"1", "true"}
+        overwrite = parse_bool_param(request.query_params, "overwrite")
         with transaction.atomic():
             contact = self.get_contact_for_write()
             try:
-                data, warnings = clean_contact_payload(request.data, org=org, contact=contact, full=full)
+                data, warnings = clean_contact_payload(request.data, org=org, contact=contact)
                 services.contact_update(contact=contact, data=data, actor=api_actor(request),
-                                        overwrite_custom=overwrite or full)
+                                        overwrite_custom=overwrite)
             except PayloadError as exc:
                 raise payload_error(exc) from None
             except services.ServiceError as exc:
@@ -166,13 +169,16 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         "unless ?overwrite=true. Consent changes only when opted_out/preferences are given.",
     )
     def partial_update(self, request, pk=None):
-        return self._update(request, full=False)
+        return self._update(request)
 
-    @extend_schema(request=ContactInputSerializer, responses=ContactSerializer,
-                   description="Replaces the contact: omitted fields are cleared, tags and custom fields "
-                   "replaced. Consent (opted_out, preferences) is kept unless given.")
+    @extend_schema(
+        request=ContactInputSerializer, responses=ContactSerializer,
+        parameters=[OpenApiParameter("overwrite", OpenApiTypes.BOOL, description="Replace custom_fields.")],
+        description="The same as PATCH (as Orbit, Qlara and Heymarket define PUT): updates only the fields "
+        "given; `tags` replace the set; custom fields merge unless ?overwrite=true. Omitted fields are kept.",
+    )
     def update(self, request, pk=None):
-        return self._update(request, full=True)
+        return self._update(request)
 
     def destroy(self, request, pk=None):
         contact = self.get_object()
@@ -262,7 +268,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
             services.contact_add_tags(contact=contact, names=names, actor=api_actor(request))
         return self.represent(contact)
 
-    @extend_schema(request=None, responses=ContactSerializer, description="Removes one tag (case-insensitive).")
+    @extend_schema(request=None, responses={200: ContactSerializer}, description="Removes one tag (case-insensitive).")
     @action(detail=True, methods=["delete"], url_path=r"tags/(?P<tag>[^/]+)")
     def remove_tag(self, request, pk=None, tag=None):
         with transaction.atomic():
@@ -350,6 +356,7 @@ class CustomFieldViewSet(OrgViewMixin, viewsets.ModelViewSet):
     """Typed custom field definitions. A contact's custom_fields may use the key or the integer id."""
 
     serializer_class = CustomFieldSerializer
+    parser_classes = [JSONParser]
     http_method_names = ["get", "post", "put", "patch", "delete"]
 
     lookup_value_regex = r"\d+"

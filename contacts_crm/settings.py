@@ -152,7 +152,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["contacts_crm.api.permissions.HasOrgScope"],
     "DEFAULT_THROTTLE_CLASSES": ["contacts_crm.api.throttling.ApiKeyRateThrottle"],
     "EXCEPTION_HANDLER": "contacts_crm.api.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "contacts_crm.api.schema.ApiAutoSchema",
     "DEFAULT_FILTER_BACKENDS": [],
     "DEFAULT_PAGINATION_CLASS": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -173,6 +173,11 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"ApiKeyBearer": {"type": "http", "scheme": "bearer", "description": "API key"}}
     },
     "SECURITY": [{"ApiKeyBearer": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "contacts_crm.api.schema.integer_ids",
+        "contacts_crm.api.schema.add_links",
+    ],
 }
 
 # --- Production hardening (manage.py check --deploy is clean with DEBUG=0) -------------------

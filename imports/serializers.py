@@ -37,7 +37,7 @@ class ImportCreateSerializer(serializers.Serializer):
 class ImportJobSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     counters = serializers.SerializerMethodField()
-    list_id = serializers.IntegerField(source="contact_list_id", read_only=True)
+    list_id = serializers.IntegerField(source="contact_list_id", read_only=True, allow_null=True)
     errors_url = serializers.SerializerMethodField()
 
     class Meta:

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from contacts.views import OrgViewMixin
 from contacts_crm.api.pagination import paginate, paging_parameters
 from contacts_crm.api.permissions import request_actor
+from contacts_crm.api.schema import page_serializer
 
 from .models import ImportJob, ImportRowError
 from .pipeline import ImportRefused, start_import
@@ -102,7 +103,7 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
         job.refresh_from_db()
         return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(parameters=paging_parameters(("-id", "id")))
+    @extend_schema(parameters=paging_parameters(("-id", "id")), responses=page_serializer(ImportJobSerializer))
     def list(self, request):
         page = paginate(request, self.get_queryset(), sorts=("-id", "id"))
         return Response(page.body(ImportJobSerializer(page.items, many=True).data))
@@ -112,7 +113,7 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("severity", OpenApiTypes.STR, enum=["error", "warning"]),
                                *paging_parameters(("id", "-id"))],
-                   responses=ImportRowErrorSerializer(many=True))
+                   responses=page_serializer(ImportRowErrorSerializer))
     @action(detail=True, methods=["get"])
     def errors(self, request, pk=None):
         job = get_object_or_404(self.get_queryset(), pk=pk)

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from contacts.models import Contact
@@ -124,7 +125,11 @@ class ContactListViewSet(_OrgModelViewSet):
         return Response({"removed": removed, "not_members": absent})
 
     def _change(self, request, contact_list, service):
-        ids = request.data.get("contact_ids") if isinstance(request.data, dict) else None
+        data = request.data
+        if hasattr(data, "getlist"):  # a form or multipart body: contact_ids repeated, one id each
+            ids = data.getlist("contact_ids") if "contact_ids" in data else None
+        else:
+            ids = data.get("contact_ids") if isinstance(data, dict) else None
         if ids is None:
             raise ValidationError({"contact_ids": ['Expected {"contact_ids": ["<contact id>", ...]}.']})
         try:
@@ -150,6 +155,7 @@ class SegmentViewSet(_OrgModelViewSet):
 
     serializer_class = SegmentSerializer
     permission_classes = [PreviewScope]
+    parser_classes = [JSONParser]  # rules are nested JSON
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
