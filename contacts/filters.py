@@ -30,6 +30,7 @@ FILTER_DOCS = {
     "gender": "Comma list.",
     "is_test": "true | false.",
     "phone": "A phone number in any format (matched as E.164).",
+    "region": "ISO alpha-2 region to read a national `phone` (default: the organization's).",
     "email": "An email address (case-insensitive).",
     "created_after": "ISO date or datetime (inclusive).",
     "created_before": "ISO date or datetime (exclusive).",
@@ -146,9 +147,15 @@ def filter_contacts(queryset, params, *, org, extra_allowed=()) -> tuple:
     for name in ("lifecycle_stage", "gender"):
         if name in get:
             qs = qs.filter(**{f"{name}__in": _csv(get[name])})
-    if "phone" in get:
+    if "region" in get:
+        import phonenumbers
+
+        if get["region"].upper() not in phonenumbers.SUPPORTED_REGIONS:
+            _error(errors, "region", f"'{get['region']}' is not an ISO 3166-1 alpha-2 region (e.g. US, GB).")
+    if "phone" in get and "region" not in errors:
         try:
-            qs = qs.filter(phone=normalize_phone(get["phone"], org.default_region).e164)
+            region = (get.get("region") or org.default_region).upper()
+            qs = qs.filter(phone=normalize_phone(get["phone"], region).e164)
         except NormalizationError as exc:
             _error(errors, "phone", str(exc))
     if "email" in get:

@@ -108,6 +108,9 @@ class ContactInputSerializer(serializers.Serializer):
     secondary_emails = serializers.ListField(child=serializers.CharField(), required=False)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
     preferences = serializers.DictField(child=serializers.BooleanField(), required=False)
+    region = serializers.CharField(required=False, min_length=2, max_length=2,
+                                   help_text="ISO alpha-2 region for reading national-format phones in this "
+                                   "request (07911 123457 with GB); default: the organization's.")
 
 
 class ContactWithOutcomeSerializer(ContactSerializer):
@@ -168,8 +171,29 @@ class PreferencesInputSerializer(StrictJSONMixin, serializers.Serializer):
 
 
 class OptOutInputSerializer(StrictJSONMixin, serializers.Serializer):
-    phone = serializers.CharField()
+    phone = serializers.CharField(required=False, help_text="Give phone or email, not both.")
+    email = serializers.CharField(required=False)
     channel = serializers.ChoiceField(choices=Channel.choices, required=False, allow_null=True)
+    region = serializers.CharField(required=False, min_length=2, max_length=2, help_text="Reads a national phone.")
+
+    def validate(self, attrs):
+        if ("phone" in attrs) == ("email" in attrs):
+            raise serializers.ValidationError({"phone": ["Give exactly one of phone or email."]})
+        return attrs
+
+
+class VerifyInputSerializer(StrictJSONMixin, serializers.Serializer):
+    phone = serializers.CharField(help_text="Any format.")
+    region = serializers.CharField(required=False, min_length=2, max_length=2, help_text="Reads a national phone.")
+
+
+class VerifySerializer(serializers.Serializer):
+    phone = serializers.CharField(help_text="E.164.")
+    is_textable = serializers.BooleanField(allow_null=True, help_text="null: the provider could not tell.")
+    line_type = serializers.CharField()
+    carrier = serializers.CharField()
+    checked_at = serializers.DateTimeField()
+    contact_id = serializers.UUIDField(allow_null=True, help_text="The contact updated with the answer, if any.")
 
 
 class EventSerializer(serializers.ModelSerializer):

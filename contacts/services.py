@@ -232,16 +232,18 @@ def contact_opt_in(*, contact: Contact, actor: Actor, channel: str | None = None
     return True
 
 
-def opt_out_phone(*, org, phone: str, actor: Actor, channel: str | None = None) -> tuple[Contact, bool]:
-    """Opt out the contact with this (normalized) phone, creating it if nobody has it.
+def opt_out_phone(*, org, phone: str | None, actor: Actor, channel: str | None = None,
+                  email: str | None = None) -> tuple[Contact, bool]:
+    """Opt out the contact with this (normalized) phone, or email, creating it if nobody has it.
 
     Returns (contact, created). A STOP from an unknown number must still be honoured later.
     """
+    # lead: `email` (issue 11: POST /contacts/opt-out {"email"}) — the same rule for an address.
     with transaction.atomic():
-        contact = contact_find_match(org=org, phone=phone, email=None, lock=True)
+        contact = contact_find_match(org=org, phone=phone, email=email, lock=True)
         created = contact is None
         if created:
-            data = {"phone": phone}
+            data = {"phone": phone} if phone else {"email": email}
             if channel:
                 data["preferences"] = {channel: False}
             else:

@@ -205,7 +205,8 @@ class PayloadError(Exception):
         self.errors = errors
 
 
-def clean_contact_payload(data, *, org, contact=None, full: bool = False, definitions=None) -> tuple[dict, list[str]]:
+def clean_contact_payload(data, *, org, contact=None, full: bool = False, definitions=None,
+                          region: str | None = None) -> tuple[dict, list[str]]:
     """Validates and normalizes an API/admin payload.
 
     Returns (clean data holding only the fields given, warnings). `full` (PUT): omitted plain
@@ -222,7 +223,7 @@ def clean_contact_payload(data, *, org, contact=None, full: bool = False, defini
     errors: dict[str, list[str]] = {}
     warnings: list[str] = []
     clean: dict = {}
-    region = org.default_region
+    region = region or org.default_region  # a request's own region (issue 11) reads national numbers
     unknown = [k for k in data if k not in allowed and k not in READ_ONLY_FIELDS]
     for key in unknown:
         errors[key] = [f"Unknown field '{key}'."]

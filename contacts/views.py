@@ -7,17 +7,17 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from contacts_crm.api.errors import Conflict, envelope_for
 from contacts_crm.api.nul import reject_nul_characters
 from contacts_crm.api.pagination import paginate, paging_parameters, parse_bool_param
-from contacts_crm.api.permissions import request_actor, request_organization
+from contacts_crm.api.permissions import HasOrgScope, request_actor, request_organization
 
 from . import services
-from .filters import filter_contacts, filter_parameters
+from .filters import FILTER_DOCS, filter_contacts, filter_parameters
 from .models import Channel, Contact, ContactEvent, CustomField
 from .normalize import NormalizationError, normalize_phone, normalize_tag
 from .serializers import (
@@ -38,12 +38,18 @@ from .serializers import (
     OptOutInputSerializer,
     PreferencesInputSerializer,
     TagsInputSerializer,
+    VerifyInputSerializer,
+    VerifySerializer,
 )
-from .validation import PayloadError, clean_contact_payload, clean_preferences, custom_field_definitions
+from .textability import VERIFY_TIMEOUT, TextabilityConfigError, textability_verify
+from .validation import PayloadError, clean_contact_payload, clean_email, clean_preferences, custom_field_definitions
 
 CONTACT_SORTS = ("-updated_at", "updated_at", "-created_at", "created_at")
 UUID_RE = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 BULK_MAX = 1000
+REGION_PARAM = OpenApiParameter("region", OpenApiTypes.STR, description="ISO alpha-2 region to read a national "
+                                "phone (default: the organization's).")
+OVERWRITE_PARAM = OpenApiParameter("overwrite", OpenApiTypes.BOOL, description="Replace custom_fields.")
 
 
 def api_actor(request) -> services.Actor:
@@ -62,6 +68,51 @@ def service_error(exc: services.ServiceError):
 
 def payload_error(exc: PayloadError):
     return ValidationError(exc.errors)
+
+
+def clean_region(value, *, field: str = "region") -> str | None:
+    """An ISO alpha-2 region phonenumbers knows (`GB`), upper-cased; None when not given."""
+    if value in (None, ""):
+        return None
+    import phonenumbers
+
+    region = value.strip().upper() if isinstance(value, str) else None
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError({field: [f"{value!r} is not an ISO 3166-1 alpha-2 region (e.g. US, GB)."]})
+    return region
+
+
+def split_region(data):
+    """(body without `region`, its region or None): the region travels beside the contact's fields."""
+    if isinstance(data, dict) and "region" in data:
+        data = dict(data)
+        return data, clean_region(data.pop("region"))
+    return data, None
+
+
+def phone_param(raw: str, request, org) -> str:
+    """A phone in a path or query (any format; ?region= reads a national one) as E.164, or a 400."""
+    region = clean_region(request.query_params.get("region")) or org.default_region
+    try:
+        return normalize_phone(raw, region).e164
+    except NormalizationError as exc:
+        raise ValidationError({"phone": [str(exc)]}) from None
+
+
+class ProviderUnavailable(APIException):
+    status_code = 503
+    default_detail = "The textability provider is not available."
+    default_code = "provider_unavailable"
+
+
+class ReadingPost(HasOrgScope):
+    """A POST that only reads (POST /contacts/verify looks a number up): a read key may call it."""
+
+    def has_permission(self, request, view):
+        if not (request.user and request.user.is_authenticated):
+            return False
+        request_organization(request)
+        return True
 
 
 class OrgViewMixin:
@@ -133,8 +184,9 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     )
     def create(self, request):
         org = self.org
+        body, region = split_region(request.data)
         try:
-            data, warnings = clean_contact_payload(request.data, org=org)
+            data, warnings = clean_contact_payload(body, org=org, region=region)
             contact, outcome = services.contact_create_or_merge(org=org, data=data, actor=api_actor(request))
         except PayloadError as exc:
             raise payload_error(exc) from None
@@ -146,14 +198,15 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         return Response(ContactSerializer(self.get_object()).data)
 
-    def _update(self, request):
-        """PATCH and PUT alike: the fields given (design §0)."""
+    def _update(self, request, contact_lookup=None):
+        """PATCH and PUT alike, by id or by phone: the fields given (design §0)."""
         org = self.org
         overwrite = parse_bool_param(request.query_params, "overwrite")
+        body, region = split_region(request.data)
         with transaction.atomic():
-            contact = self.get_contact_for_write()
+            contact = (contact_lookup or self.get_contact_for_write)()
             try:
-                data, warnings = clean_contact_payload(request.data, org=org, contact=contact)
+                data, warnings = clean_contact_payload(body, org=org, contact=contact, region=region)
                 services.contact_update(contact=contact, data=data, actor=api_actor(request),
                                         overwrite_custom=overwrite)
             except PayloadError as exc:
@@ -186,17 +239,47 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         return Response(status=204)
 
     # --- lookups -----------------------------------------------------------------------------
-    @extend_schema(responses=ContactSerializer)
-    @action(detail=False, methods=["get"], url_path=r"by-phone/(?P<phone>[^/]+)")
-    def by_phone(self, request, phone=None):
-        try:
-            e164 = normalize_phone(phone, self.org.default_region).e164
-        except NormalizationError as exc:
-            raise ValidationError({"phone": [str(exc)]}) from None
-        contact = self.get_queryset().filter(phone=e164).first()
+    def _by_phone(self, phone, queryset):
+        e164 = phone_param(phone, self.request, self.org)
+        contact = queryset.filter(phone=e164).first()
         if contact is None:
             raise NotFound(f"No contact has the phone {e164}.")
-        return Response(ContactSerializer(contact).data)
+        return contact
+
+    @extend_schema(methods=["GET"], responses=ContactSerializer, parameters=[REGION_PARAM])
+    @extend_schema(methods=["PATCH"], request=ContactInputSerializer, responses=ContactSerializer,
+                   parameters=[REGION_PARAM, OVERWRITE_PARAM],
+                   description="PATCH /contacts/{id} for the contact with this phone (any format).")
+    @extend_schema(methods=["DELETE"], parameters=[REGION_PARAM], responses={204: None},
+                   description="DELETE /contacts/{id} for the contact with this phone (any format).")
+    @action(detail=False, methods=["get", "patch", "delete"], url_path=r"by-phone/(?P<phone>[^/]+)")
+    def by_phone(self, request, phone=None):
+        if request.method == "PATCH":
+            locked = Contact.objects.for_org(self.org).select_for_update()
+            return self._update(request, contact_lookup=lambda: self._by_phone(phone, locked))
+        if request.method == "DELETE":
+            services.contact_delete(contact=self._by_phone(phone, Contact.objects.for_org(self.org)),
+                                    actor=api_actor(request))
+            return Response(status=204)
+        return Response(ContactSerializer(self._by_phone(phone, self.get_queryset())).data)
+
+    @extend_schema(request=VerifyInputSerializer, responses={200: VerifySerializer, 503: None},
+                   description="Runs the configured textability provider on this phone now (at most "
+                   f"{VERIFY_TIMEOUT} s) and records the answer on the contact with that phone, if any. "
+                   "A read key may call it.")
+    @action(detail=False, methods=["post"])
+    def verify(self, request):
+        serializer = VerifyInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        region = clean_region(serializer.validated_data.get("region")) or self.org.default_region
+        try:
+            phone = normalize_phone(serializer.validated_data["phone"], region).e164
+        except NormalizationError as exc:
+            raise ValidationError({"phone": [str(exc)]}) from None
+        try:
+            return Response(VerifySerializer(textability_verify(org=self.org, phone=phone)).data)
+        except TextabilityConfigError as exc:
+            raise ProviderUnavailable(str(exc)) from None
 
     # --- bulk --------------------------------------------------------------------------------
     @extend_schema(request=BulkInputSerializer, responses=BulkOutputSerializer,
@@ -214,13 +297,16 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         results = []
         for index, item in enumerate(items):
             try:
-                data, warnings = clean_contact_payload(item, org=org, definitions=definitions)
+                item, region = split_region(item)
+                data, warnings = clean_contact_payload(item, org=org, definitions=definitions, region=region)
                 contact, outcome = services.contact_create_or_merge(org=org, data=data, actor=actor)
                 result = {"index": index, "outcome": outcome, "id": str(contact.pk)}
                 if warnings:
                     result["warnings"] = warnings
             except PayloadError as exc:
                 result = {"index": index, "outcome": "error", **envelope_for(payload_error(exc))}
+            except ValidationError as exc:  # a bad region
+                result = {"index": index, "outcome": "error", **envelope_for(exc)}
             except services.ServiceError as exc:
                 err = service_error(exc)
                 result = {"index": index, "outcome": "error", **envelope_for(err)}
@@ -250,6 +336,8 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     def get_permissions(self):
         if self.action == "bulk_delete":
             self.admin_only = True
+        if self.action == "verify":
+            return [ReadingPost()]
         return super().get_permissions()
 
     # --- tags --------------------------------------------------------------------------------
@@ -296,20 +384,25 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         return self.represent(contact)
 
     @extend_schema(request=OptOutInputSerializer, responses={200: ContactSerializer, 201: ContactSerializer},
-                   description="Opts a phone out globally, or of one channel. An unknown phone creates an "
-                   "opted-out contact (201).")
+                   description="Opts a phone or an email (exactly one) out globally, or of one channel. An "
+                   "unknown phone or email creates an opted-out contact (201).")
     @action(detail=False, methods=["post"], url_path="opt-out")
     def opt_out(self, request):
         serializer = OptOutInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        org = self.org
+        org, given = self.org, serializer.validated_data
+        phone = email = None
         try:
-            phone = normalize_phone(serializer.validated_data["phone"], org.default_region).e164
+            if "phone" in given:
+                region = clean_region(given.get("region")) or org.default_region
+                phone = normalize_phone(given["phone"], region).e164
+            else:
+                email = clean_email(given["email"])
         except NormalizationError as exc:
-            raise ValidationError({"phone": [str(exc)]}) from None
+            raise ValidationError({"phone" if "phone" in given else "email": [str(exc)]}) from None
         try:
             contact, created = services.opt_out_phone(
-                org=org, phone=phone, channel=serializer.validated_data.get("channel"), actor=api_actor(request)
+                org=org, phone=phone, email=email, channel=given.get("channel"), actor=api_actor(request)
             )
         except services.ServiceError as exc:
             raise service_error(exc) from None
@@ -318,6 +411,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     @extend_schema(
         parameters=[OpenApiParameter("channel", OpenApiTypes.STR, enum=Channel.values,
                                      description="Only global opt-outs and this channel's."),
+                    OpenApiParameter("search", OpenApiTypes.STR, description=FILTER_DOCS["search"]),
                     *paging_parameters(CONTACT_SORTS)],
         responses=ContactPageSerializer,
     )
@@ -326,10 +420,11 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         channel = request.query_params.get("channel") or None
         if channel and channel not in Channel.values:
             raise ValidationError({"channel": [f"Unknown channel '{channel}'; channels: {', '.join(Channel.values)}."]})
-        unknown = set(request.query_params) - {"channel", "limit", "cursor", "offset", "sort", "include_total"}
+        unknown = set(request.query_params) - {"channel", "search", "limit", "cursor", "offset", "sort",
+                                               "include_total"}
         if unknown:
             raise ValidationError({name: [f"Unknown parameter '{name}'."] for name in sorted(unknown)})
-        qs = self.get_queryset().opted_out_of(channel)
+        qs = self.get_queryset().opted_out_of(channel).search(request.query_params.get("search", ""))
         page = paginate(request, qs, sorts=CONTACT_SORTS)
         return Response(page.body(ContactSerializer(page.items, many=True).data))
 
