@@ -30,6 +30,8 @@ FILTER_DOCS = {
     "gender": "Comma list.",
     "is_test": "true | false.",
     "phone": "A phone number in any format (matched as E.164).",
+    "reachable_on": "Comma list of channels (sms, whatsapp, email, rcs, viber, voice): contacts that may be "
+    "messaged now on any of them (the address it needs, not opted out, for sms not is_textable=false).",
     "region": "ISO alpha-2 region to read a national `phone` (default: the organization's).",
     "email": "An email address (case-insensitive).",
     "created_after": "ISO date or datetime (inclusive).",
@@ -134,6 +136,16 @@ def filter_contacts(queryset, params, *, org, extra_allowed=()) -> tuple:
         qs = qs.with_phone(value)
     if "state" in get:
         qs = qs.in_state(_csv(get["state"]))
+    if "reachable_on" in get:
+        from .models import Channel
+
+        channels = _csv(get["reachable_on"])
+        bad = [c for c in channels if c not in Channel.values]
+        if bad or not channels:
+            _error(errors, "reachable_on", f"Unknown channel(s) {', '.join(bad) or '(none)'}; channels: "
+                   f"{', '.join(Channel.values)}.")
+        else:
+            qs = qs.reachable_on(channels)
     if "zip" in get:
         qs = qs.filter(zip__in=_csv(get["zip"]))
     if "country" in get:

@@ -148,6 +148,20 @@ def q_channel_opted_in(channel: str) -> Q:
     return ~q_opted_out_of(channel)
 
 
+def q_reachable_on(channels) -> Q:
+    """May be messaged now on any of `channels`: has the address the channel needs (an email for
+    email, a phone for every other channel), is not opted out globally nor on that channel, and,
+    for sms, is not known to be untextable (`is_textable=false`; unknown still counts)."""
+    q = Q(pk__in=[])
+    for channel in dict.fromkeys(channels):
+        reach = Q(email__isnull=False) if channel == "email" else Q(phone__isnull=False)
+        reach &= q_channel_opted_in(channel)
+        if channel == "sms":
+            reach &= Q(is_textable=True) | Q(is_textable__isnull=True)
+        q |= reach
+    return q
+
+
 def q_textable(value: str) -> Q:
     """value: 'true' | 'false' | 'unknown'."""
     return {"true": Q(is_textable=True), "false": Q(is_textable=False), "unknown": Q(is_textable__isnull=True)}[value]
@@ -224,8 +238,9 @@ class ContactQuerySet(OrgQuerySet):
     def opted_out_of(self, channel: str | None = None):
         return self.filter(q_opted_out_of(channel))
 
-    def reachable_on(self, channel: str):
-        return self.filter(q_channel_opted_in(channel))
+    def reachable_on(self, channels):
+        """`reachable_on("sms")` or `reachable_on(["sms", "email"])` (any of them): q_reachable_on."""
+        return self.filter(q_reachable_on([channels] if isinstance(channels, str) else channels))
 
     def textable(self, value: str):
         return self.filter(q_textable(value))
@@ -245,5 +260,6 @@ class ContactQuerySet(OrgQuerySet):
         return qs
 
     def with_related(self):
-        """Everything the API representation shows: 3 queries per page whatever its size."""
-        return self.prefetch_related("tags", "preferences")
+        """Everything the API representation shows: 4 queries per page whatever its size (the
+        contacts, their tags, preferences and list memberships)."""
+        return self.prefetch_related("tags", "preferences", "list_memberships")

@@ -12,7 +12,7 @@ CONTACT_OUTPUT_FIELDS = [
     "zip", "country", "timezone", "lifecycle_stage", "gender", "avatar_url", "assignee", "is_test",
     "is_textable", "textable_checked_at", "opted_out", "opted_out_at", "opt_out_source", "custom_fields",
     "notes", "birthday", "language", "external_id", "secondary_phones", "secondary_emails", "tags",
-    "preferences", "created_at", "updated_at",
+    "preferences", "lists", "created_at", "updated_at",
 ]
 
 
@@ -46,6 +46,7 @@ class ContactSerializer(serializers.ModelSerializer):
     preferences = serializers.SerializerMethodField(
         help_text="Channel preferences set explicitly: {channel: opted_in}. A channel not listed is opted in."
     )
+    lists = serializers.SerializerMethodField(help_text="Ids of the lists the contact is in.")
 
     class Meta:
         model = Contact
@@ -54,6 +55,9 @@ class ContactSerializer(serializers.ModelSerializer):
 
     def get_tags(self, contact) -> list[str]:
         return sorted((t.name for t in contact.tags.all()), key=str.casefold)
+
+    def get_lists(self, contact) -> list[int]:
+        return sorted(m.list_id for m in contact.list_memberships.all())
 
     def get_preferences(self, contact) -> dict[str, bool]:
         return {p.channel: p.opted_in for p in sorted(contact.preferences.all(), key=lambda p: p.channel)}
@@ -70,6 +74,7 @@ class ContactSerializer(serializers.ModelSerializer):
         out["birthday"] = _date(contact.birthday)
         out["tags"] = self.get_tags(contact)
         out["preferences"] = self.get_preferences(contact)
+        out["lists"] = self.get_lists(contact)
         for name in self.Meta.fields:  # a subclass's extra fields, DRF's way
             if name not in out:
                 field = self.fields[name]

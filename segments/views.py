@@ -109,7 +109,8 @@ class ContactListViewSet(_OrgModelViewSet):
             return Response({"added": added, "already_members": already})
         reject_unknown_params(request)
         qs = (ListMembership.objects.filter(list=contact_list)
-              .select_related("contact").prefetch_related("contact__tags", "contact__preferences"))
+              .select_related("contact").prefetch_related("contact__tags", "contact__preferences",
+                                                          "contact__list_memberships"))
         page = paginate(request, qs, sorts=MEMBER_SORTS)
         contacts = []
         for membership in page.items:

@@ -21,7 +21,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
 DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
+MAX_LIMIT = 1000  # Qlara pages up to 1000 (issue 11)
 
 
 @dataclass

@@ -190,3 +190,80 @@ def test_mallory_cannot_verify_into_acme(globex_write_key, acme):
     assert client.post(f"{URL}/verify", {"phone": "+19195550133"}, format="json").json()["contact_id"] is None
     contact.refresh_from_db()
     assert contact.textable_checked_at is None
+
+
+# --- limit, reachable_on, lists ------------------------------------------------------------------
+def test_limit_goes_up_to_1000_and_no_further(api, acme):
+    from contacts_crm.api.pagination import MAX_LIMIT
+
+    assert MAX_LIMIT == 1000
+    for _ in range(3):
+        make_contact(acme)
+    assert len(api.get(URL, {"limit": 1000}).json()["results"]) == 3
+    assert "1000" in error(api.get(URL, {"limit": 1001}), 400)["fields"]["limit"][0]
+
+
+@pytest.fixture
+def reach(acme):
+    from contacts.services import Actor, contact_set_preferences
+
+    people = {
+        "sms_ok": make_contact(acme, phone="+19195550201"),
+        "untextable": make_contact(acme, phone="+19195550202"),
+        "unknown_textable": make_contact(acme, phone="+19195550203"),
+        "sms_opted_out": make_contact(acme, phone="+19195550204"),
+        "global_out": make_contact(acme, phone="+19195550205", email="out@example.com", opted_out=True),
+        "email_only": make_contact(acme, email="e@example.com"),
+    }
+    Contact.objects.filter(pk=people["sms_ok"].pk).update(is_textable=True)
+    Contact.objects.filter(pk=people["untextable"].pk).update(is_textable=False)
+    Contact.objects.filter(pk=people["unknown_textable"].pk).update(is_textable=None)
+    contact_set_preferences(contact=people["sms_opted_out"], preferences={"sms": False}, actor=Actor(label="t"))
+    return people
+
+
+def _names(reach, ids):
+    by_id = {str(c.pk): name for name, c in reach.items()}
+    return sorted(by_id[i] for i in ids)
+
+
+def test_reachable_on_sms_needs_a_phone_consent_and_not_untextable(api, reach):
+    body = api.get(URL, {"reachable_on": "sms"}).json()
+    assert _names(reach, [c["id"] for c in body["results"]]) == ["sms_ok", "unknown_textable"]
+
+
+def test_reachable_on_any_of_several_channels(api, reach):
+    body = api.get(URL, {"reachable_on": "email,whatsapp", "limit": 100}).json()
+    assert _names(reach, [c["id"] for c in body["results"]]) == [
+        "email_only", "sms_ok", "sms_opted_out", "unknown_textable", "untextable"]
+
+
+def test_reachable_on_an_unknown_channel_is_a_400(api, reach):
+    assert "fax" in error(api.get(URL, {"reachable_on": "sms,fax"}), 400)["fields"]["reachable_on"][0]
+
+
+def test_the_segment_field_reachable_on_is_the_same_rule(api, acme, reach):
+    from segments.rules import compile_rules
+
+    rules = {"field": "reachable_on", "operator": "contains_any", "value": ["sms"]}
+    via_segment = set(Contact.objects.for_org(acme).filter(compile_rules(rules, org=acme)).values_list("pk", flat=True))
+    via_filter = set(Contact.objects.for_org(acme).reachable_on("sms").values_list("pk", flat=True))
+    assert via_segment == via_filter == {reach["sms_ok"].pk, reach["unknown_textable"].pk}
+    body = api.post("/api/v1/segments/preview", {"rules": {"field": "reachable_on", "operator": "eq",
+                                                           "value": "email"}}, format="json").json()
+    assert body["count"] == 1
+    err = error(api.post("/api/v1/segments/preview", {"rules": {"field": "reachable_on", "operator": "eq",
+                                                                "value": "fax"}}, format="json"), 400)
+    assert "channel" in err["message"]
+
+
+def test_a_contact_shows_its_lists(api, acme):
+    from segments.models import ContactList, ListMembership
+
+    contact = make_contact(acme)
+    a = ContactList.objects.create(organization=acme, name="A")
+    b = ContactList.objects.create(organization=acme, name="B")
+    ListMembership.objects.create(list=b, contact=contact)
+    ListMembership.objects.create(list=a, contact=contact)
+    assert api.get(f"{URL}/{contact.pk}").json()["lists"] == sorted([a.pk, b.pk])
+    assert api.get(URL).json()["results"][0]["lists"] == sorted([a.pk, b.pk])
