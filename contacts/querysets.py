@@ -31,6 +31,35 @@ class Casefold(Func):
         return super().as_sql(compiler, connection, function="py_casefold", **extra)
 
 
+SORT_COLLATION = "crm_fold"  # migration 0010: ICU, primary strength, nondeterministic
+
+
+def sort_fold(value):
+    """A name's sort key: accents stripped and case folded ("Åberg" and "aberg" tie, and the next
+    key decides)."""
+    if not isinstance(value, str):
+        return value
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c)).casefold()
+
+
+class SortFold(Func):
+    """A name compared case- and accent-insensitively (sort=name): on PostgreSQL, the
+    nondeterministic ICU collation of migration 0010 (`Åberg` = `aberg`, in ORDER BY and in the
+    keyset's comparisons alike); on SQLite, py_sortfold (sort_fold, registered per connection in
+    contacts.apps)."""
+
+    output_field = TextField()
+
+    def as_sql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template=f'(%(expressions)s COLLATE "{SORT_COLLATION}")',
+                              **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, function="py_sortfold", **extra)
+
+
 class ILike(Lookup):
     """`column ILIKE pattern` (PostgreSQL). Django's `icontains` compiles to
     `UPPER(column::text) LIKE UPPER(…)`, which no index on the column can serve; ILIKE on the

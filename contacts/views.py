@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Exists, F, OuterRef
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -13,13 +14,14 @@ from rest_framework.response import Response
 
 from contacts_crm.api.errors import Conflict, envelope_for
 from contacts_crm.api.nul import reject_nul_characters
-from contacts_crm.api.pagination import paginate, paging_parameters, parse_bool_param
+from contacts_crm.api.pagination import SortKey, paginate, paginate_keys, paging_parameters, parse_bool_param
 from contacts_crm.api.permissions import HasOrgScope, request_actor, request_organization
 
 from . import services
 from .filters import FILTER_DOCS, filter_contacts, filter_parameters
 from .models import Channel, Contact, ContactEvent, CustomField
 from .normalize import NormalizationError, normalize_phone, normalize_tag
+from .querysets import SortFold
 from .serializers import (
     BulkDeleteInputSerializer,
     BulkInputSerializer,
@@ -44,7 +46,35 @@ from .serializers import (
 from .textability import VERIFY_TIMEOUT, TextabilityConfigError, textability_verify
 from .validation import PayloadError, clean_contact_payload, clean_email, clean_preferences, custom_field_definitions
 
-CONTACT_SORTS = ("-updated_at", "updated_at", "-created_at", "created_at")
+_NAME_KEYS = [SortKey("_sort_last", SortFold(F("last_name"))), SortKey("_sort_first", SortFold(F("first_name")))]
+# Every contacts sort, keyset-paged: last name, first name (case- and accent-insensitive), then id.
+CONTACT_SORT_KEYS = {
+    "-updated_at": [SortKey("updated_at", kind="datetime")], "updated_at": [SortKey("updated_at", kind="datetime")],
+    "-created_at": [SortKey("created_at", kind="datetime")], "created_at": [SortKey("created_at", kind="datetime")],
+    "name": _NAME_KEYS, "-name": _NAME_KEYS,
+}
+CONTACT_SORTS = tuple(CONTACT_SORT_KEYS)
+PRIORITY_LIST_PARAM = OpenApiParameter(
+    "priority_list", OpenApiTypes.INT,
+    description="A list id: its members come first, then everyone else, each part in the chosen sort.")
+
+
+def paginate_contacts(request, queryset, *, org):
+    """A page of contacts in any CONTACT_SORTS, `?priority_list=` members first; keyset cursors
+    for every sort. Queries: one (plus a COUNT with include_total, and one to check the list)."""
+    raw = request.query_params.get("priority_list")
+    leading, scope = (), ""
+    if raw not in (None, ""):
+        from segments.models import ContactList, ListMembership
+
+        if not raw.isdigit():
+            raise ValidationError({"priority_list": [f"'{raw}' is not a list id."]})
+        if not ContactList.objects.for_org(org).filter(pk=int(raw)).exists():
+            raise NotFound(f"No list {raw} in your organization.")
+        members = ListMembership.objects.filter(list_id=int(raw), contact=OuterRef("pk"))
+        leading, scope = (SortKey("_priority", Exists(members), kind="bool"),), raw
+    return paginate_keys(request, queryset, sorts=CONTACT_SORT_KEYS, default_sort="-updated_at", leading=leading,
+                         cursor_scope=scope)
 UUID_RE = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 BULK_MAX = 1000
 REGION_PARAM = OpenApiParameter("region", OpenApiTypes.STR, description="ISO alpha-2 region to read a national "
@@ -155,11 +185,14 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         return Response(data, status=status_code)
 
     # --- list / count ----------------------------------------------------------------------
-    @extend_schema(parameters=[*filter_parameters(), *paging_parameters(CONTACT_SORTS)],
-                   responses=ContactPageSerializer)
+    @extend_schema(parameters=[*filter_parameters(), *paging_parameters(CONTACT_SORTS), PRIORITY_LIST_PARAM],
+                   responses=ContactPageSerializer,
+                   description="sort=name|-name orders by last name, first name (case- and accent-insensitive), "
+                   "then id; every sort pages with cursors.")
     def list(self, request):
-        qs, ignored = filter_contacts(self.get_queryset(), request.query_params, org=self.org)
-        page = paginate(request, qs, sorts=CONTACT_SORTS)
+        qs, ignored = filter_contacts(self.get_queryset(), request.query_params, org=self.org,
+                                      extra_allowed=("priority_list",))
+        page = paginate_contacts(request, qs, org=self.org)
         body = page.body(ContactSerializer(page.items, many=True).data)
         if ignored:
             body["ignored_filters"] = ignored
@@ -412,7 +445,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         parameters=[OpenApiParameter("channel", OpenApiTypes.STR, enum=Channel.values,
                                      description="Only global opt-outs and this channel's."),
                     OpenApiParameter("search", OpenApiTypes.STR, description=FILTER_DOCS["search"]),
-                    *paging_parameters(CONTACT_SORTS)],
+                    *paging_parameters(CONTACT_SORTS), PRIORITY_LIST_PARAM],
         responses=ContactPageSerializer,
     )
     @action(detail=False, methods=["get"], url_path="opt-outs")
@@ -421,11 +454,11 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         if channel and channel not in Channel.values:
             raise ValidationError({"channel": [f"Unknown channel '{channel}'; channels: {', '.join(Channel.values)}."]})
         unknown = set(request.query_params) - {"channel", "search", "limit", "cursor", "offset", "sort",
-                                               "include_total"}
+                                               "include_total", "priority_list"}
         if unknown:
             raise ValidationError({name: [f"Unknown parameter '{name}'."] for name in sorted(unknown)})
         qs = self.get_queryset().opted_out_of(channel).search(request.query_params.get("search", ""))
-        page = paginate(request, qs, sorts=CONTACT_SORTS)
+        page = paginate_contacts(request, qs, org=self.org)
         return Response(page.body(ContactSerializer(page.items, many=True).data))
 
     # --- activity ------------------------------------------------------------------------------

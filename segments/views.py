@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from contacts.models import Contact
 from contacts.serializers import ContactPageSerializer, ContactSerializer, CountSerializer
 from contacts.services import ServiceError
-from contacts.views import CONTACT_SORTS, OrgViewMixin, api_actor, service_error
+from contacts.views import CONTACT_SORTS, PRIORITY_LIST_PARAM, OrgViewMixin, api_actor, paginate_contacts, service_error
 from contacts_crm.api.pagination import paginate, paging_parameters
 from contacts_crm.api.permissions import HasOrgScope, request_organization
 
@@ -175,13 +175,13 @@ class SegmentViewSet(_OrgModelViewSet):
         page = paginate(request, self.get_queryset(), sorts=LIST_SORTS)
         return Response(page.body(SegmentSerializer(page.items, many=True).data))
 
-    @extend_schema(parameters=paging_parameters(CONTACT_SORTS), responses=ContactPageSerializer,
+    @extend_schema(parameters=[*paging_parameters(CONTACT_SORTS), PRIORITY_LIST_PARAM], responses=ContactPageSerializer,
                    description="The contacts matching the segment's rules now, paged like GET /contacts.")
     @action(detail=True, methods=["get"])
     def members(self, request, pk=None):
-        reject_unknown_params(request)
+        reject_unknown_params(request, allowed=(*PAGING_KEYS, "priority_list"))
         qs = self.members_queryset(self.get_object()).with_related()
-        page = paginate(request, qs, sorts=CONTACT_SORTS)
+        page = paginate_contacts(request, qs, org=self.org)
         return Response(page.body(ContactSerializer(page.items, many=True).data))
 
     @extend_schema(responses=CountSerializer, description="How many contacts match the segment now.")

@@ -98,7 +98,7 @@ def test_each_filter_returns_exactly_the_matching_contacts(api, people, query, e
         ("limit=ten", "limit"),
         ("cursor=garbage!!", "cursor"),
         ("cursor=eyJzIjoiLXVwZGF0ZWRfYXQiLCJ2Ijoibm9wZSIsImlkIjoiMSJ9", "cursor"),
-        ("sort=name", "sort"),
+        ("sort=nom", "sort"),
         ("offset=-1", "offset"),
         ("tag=vip", "tag"),
     ],

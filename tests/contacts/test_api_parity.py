@@ -267,3 +267,79 @@ def test_a_contact_shows_its_lists(api, acme):
     ListMembership.objects.create(list=a, contact=contact)
     assert api.get(f"{URL}/{contact.pk}").json()["lists"] == sorted([a.pk, b.pk])
     assert api.get(URL).json()["results"][0]["lists"] == sorted([a.pk, b.pk])
+
+
+# --- sort=name, priority_list, cursors for every sort ---------------------------------------------
+@pytest.fixture
+def names(acme):
+    rows = [("Émile", "Zola"), ("emma", "zola"), ("Ann", "Åberg"), ("Bob", "aberg"), ("Cy", "Brown"), ("Al", "brown")]
+    return [make_contact(acme, first_name=f, last_name=last) for f, last in rows]
+
+
+def _walk(api, params):
+    seen, cursor = [], None
+    for _ in range(20):
+        query = dict(params, **({"cursor": cursor} if cursor else {}))
+        response = api.get(URL, query)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        seen += [(c["last_name"], c["first_name"]) for c in body["results"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            return seen
+    raise AssertionError("the walk never ended")
+
+
+def test_sort_by_name_is_last_then_first_name_ignoring_case_and_accents(api, names):
+    expected = [("Åberg", "Ann"), ("aberg", "Bob"), ("brown", "Al"), ("Brown", "Cy"), ("Zola", "Émile"),
+                ("zola", "emma")]
+    assert _walk(api, {"sort": "name", "limit": 2}) == expected
+    assert _walk(api, {"sort": "-name", "limit": 4}) == expected[::-1]
+
+
+@pytest.mark.parametrize("sort", ["updated_at", "-updated_at", "created_at", "-created_at", "name", "-name"])
+def test_a_cursor_walk_sees_everyone_once_in_every_sort(api, names, sort):
+    walked = _walk(api, {"sort": sort, "limit": 1})
+    assert sorted(walked) == sorted((c.last_name, c.first_name) for c in names)
+    assert walked == _walk(api, {"sort": sort, "limit": 100})
+
+
+def test_priority_list_members_come_first_in_the_chosen_sort(api, acme, names):
+    from segments.models import ContactList, ListMembership
+
+    vip = ContactList.objects.create(organization=acme, name="VIP")
+    for contact in (names[1], names[4]):  # emma zola, Cy Brown
+        ListMembership.objects.create(list=vip, contact=contact)
+    walked = _walk(api, {"sort": "name", "priority_list": vip.pk, "limit": 2})
+    assert walked[:2] == [("Brown", "Cy"), ("zola", "emma")]
+    assert walked[2:] == [("Åberg", "Ann"), ("aberg", "Bob"), ("brown", "Al"), ("Zola", "Émile")]
+    body = api.get(URL, {"sort": "name", "priority_list": vip.pk, "offset": 1, "limit": 2}).json()
+    assert [(c["last_name"], c["first_name"]) for c in body["results"]] == walked[1:3]
+
+
+def test_a_cursor_is_bound_to_its_sort_and_priority_list(api, acme, names):
+    from segments.models import ContactList
+
+    vip = ContactList.objects.create(organization=acme, name="VIP")
+    cursor = api.get(URL, {"sort": "name", "limit": 1}).json()["next_cursor"]
+    assert error(api.get(URL, {"sort": "-name", "cursor": cursor}), 400)["fields"]["cursor"]
+    assert error(api.get(URL, {"sort": "name", "cursor": cursor, "priority_list": vip.pk}), 400)["fields"]["cursor"]
+
+
+def test_priority_list_of_another_org_is_a_404(api, globex):
+    from segments.models import ContactList
+
+    theirs = ContactList.objects.create(organization=globex, name="Theirs")
+    error(api.get(URL, {"priority_list": theirs.pk}), 404)
+    error(api.get(URL, {"priority_list": "x"}), 400)
+
+
+def test_segment_members_and_opt_outs_take_sort_name(api, acme, names):
+    body = api.get(f"{URL}/opt-outs", {"sort": "name"}).json()
+    assert body["results"] == []
+    from segments.models import Segment
+
+    segment = Segment.objects.create(organization=acme, name="all", rules={"field": "is_test", "operator": "eq",
+                                                                         "value": False})
+    body = api.get(f"/api/v1/segments/{segment.pk}/members", {"sort": "name", "limit": 3}).json()
+    assert [c["last_name"] for c in body["results"]] == ["Åberg", "aberg", "brown"]
