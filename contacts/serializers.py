@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from contacts_crm.api.strict import StrictJSONMixin
 
-from .models import Channel, Contact, ContactEvent, CustomField
+from .models import Channel, Contact, ContactEvent, CustomField, Tag
 
 CONTACT_OUTPUT_FIELDS = [
     "id", "phone", "email", "first_name", "last_name", "display_name", "company", "address", "city", "state",
@@ -83,6 +84,21 @@ class ContactSerializer(serializers.ModelSerializer):
         return {name: out[name] for name in self.Meta.fields}
 
 
+@extend_schema_field({"oneOf": [
+    {"type": "string", "minLength": 1, "maxLength": 64},
+    {"type": "object", "properties": {"tag_id": {"type": "integer"}}, "required": ["tag_id"],
+     "additionalProperties": False},
+]})
+class TagRefField(serializers.Field):
+    """A tag by name, or {"tag_id": n} (contacts.tags.resolve_tag_refs reads both)."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class ContactInputSerializer(serializers.Serializer):
     """Documentation of the writable fields; validation lives in contacts.validation."""
 
@@ -111,7 +127,8 @@ class ContactInputSerializer(serializers.Serializer):
     external_id = serializers.CharField(required=False)
     secondary_phones = serializers.ListField(child=serializers.CharField(), required=False)
     secondary_emails = serializers.ListField(child=serializers.CharField(), required=False)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    tags = serializers.ListField(child=TagRefField(), required=False,
+                                 help_text='Names or {"tag_id": n}, mixed; given tags replace the set on update.')
     preferences = serializers.DictField(child=serializers.BooleanField(), required=False)
     region = serializers.CharField(required=False, min_length=2, max_length=2,
                                    help_text="ISO alpha-2 region for reading national-format phones in this "
@@ -164,6 +181,28 @@ class DeletedSerializer(serializers.Serializer):
 
 class TagsInputSerializer(StrictJSONMixin, serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, max_length=100)
+
+
+class TagsRefInputSerializer(serializers.Serializer):
+    """The body of POST /contacts/{id}/tags as documented: names or {"tag_id": n}."""
+
+    tags = serializers.ListField(child=TagRefField(), min_length=1, max_length=100)
+
+
+class TagSerializer(StrictJSONMixin, serializers.ModelSerializer):
+    contact_count = serializers.IntegerField(read_only=True, help_text="Contacts with this tag.")
+
+    class Meta:
+        model = Tag
+        fields = ["id", "name", "contact_count", "created_at"]
+        read_only_fields = ["id", "contact_count", "created_at"]
+        extra_kwargs = {"name": {"max_length": 64}}
+
+
+class TagPageSerializer(serializers.Serializer):
+    results = TagSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    total = serializers.IntegerField(required=False)
 
 
 class PreferencesInputSerializer(StrictJSONMixin, serializers.Serializer):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Count, Exists, F, OuterRef
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -19,7 +19,7 @@ from contacts_crm.api.permissions import HasOrgScope, request_actor, request_org
 
 from . import services
 from .filters import FILTER_DOCS, filter_contacts, filter_parameters
-from .models import Channel, Contact, ContactEvent, CustomField
+from .models import Channel, Contact, ContactEvent, CustomField, Tag
 from .normalize import NormalizationError, normalize_phone, normalize_tag
 from .querysets import SortFold
 from .serializers import (
@@ -39,10 +39,14 @@ from .serializers import (
     EventSerializer,
     OptOutInputSerializer,
     PreferencesInputSerializer,
+    TagPageSerializer,
+    TagSerializer,
     TagsInputSerializer,
+    TagsRefInputSerializer,
     VerifyInputSerializer,
     VerifySerializer,
 )
+from .tags import resolve_tag_refs, tag_create, tag_delete, tag_rename
 from .textability import VERIFY_TIMEOUT, TextabilityConfigError, textability_verify
 from .validation import PayloadError, clean_contact_payload, clean_email, clean_preferences, custom_field_definitions
 
@@ -112,12 +116,19 @@ def clean_region(value, *, field: str = "region") -> str | None:
     return region
 
 
-def split_region(data):
-    """(body without `region`, its region or None): the region travels beside the contact's fields."""
+def split_region(data, org=None):
+    """(body without `region`, its region or None): the region travels beside the contact's fields.
+    With `org`, `{"tag_id": n}` tags become their names too (a 400 naming each bad index)."""
+    region = None
     if isinstance(data, dict) and "region" in data:
         data = dict(data)
-        return data, clean_region(data.pop("region"))
-    return data, None
+        region = clean_region(data.pop("region"))
+    if org is not None and isinstance(data, dict) and "tags" in data:
+        data = dict(data)
+        data["tags"], errors = resolve_tag_refs(data["tags"], org=org)
+        if errors:
+            raise ValidationError(errors)
+    return data, region
 
 
 def phone_param(raw: str, request, org) -> str:
@@ -217,7 +228,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     )
     def create(self, request):
         org = self.org
-        body, region = split_region(request.data)
+        body, region = split_region(request.data, self.org)
         try:
             data, warnings = clean_contact_payload(body, org=org, region=region)
             contact, outcome = services.contact_create_or_merge(org=org, data=data, actor=api_actor(request))
@@ -235,7 +246,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         """PATCH and PUT alike, by id or by phone: the fields given (design §0)."""
         org = self.org
         overwrite = parse_bool_param(request.query_params, "overwrite")
-        body, region = split_region(request.data)
+        body, region = split_region(request.data, self.org)
         with transaction.atomic():
             contact = (contact_lookup or self.get_contact_for_write)()
             try:
@@ -330,7 +341,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         results = []
         for index, item in enumerate(items):
             try:
-                item, region = split_region(item)
+                item, region = split_region(item, org)
                 data, warnings = clean_contact_payload(item, org=org, definitions=definitions, region=region)
                 contact, outcome = services.contact_create_or_merge(org=org, data=data, actor=actor)
                 result = {"index": index, "outcome": outcome, "id": str(contact.pk)}
@@ -374,11 +385,17 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         return super().get_permissions()
 
     # --- tags --------------------------------------------------------------------------------
-    @extend_schema(request=TagsInputSerializer, responses=ContactSerializer,
-                   description="Adds tags; ones the contact already has are ignored.")
+    @extend_schema(request=TagsRefInputSerializer, responses=ContactSerializer,
+                   description='Adds tags (names or {"tag_id": n}); ones the contact already has are ignored.')
     @action(detail=True, methods=["post"])
     def tags(self, request, pk=None):
-        serializer = TagsInputSerializer(data=request.data)
+        body = request.data
+        if isinstance(body, dict) and "tags" in body:
+            tags, errors = resolve_tag_refs(body["tags"], org=self.org)
+            if errors:
+                raise ValidationError(errors)
+            body = {**body, "tags": tags}
+        serializer = TagsInputSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         try:
             names = [normalize_tag(t) for t in serializer.validated_data["tags"]]
@@ -504,3 +521,65 @@ class CustomFieldViewSet(OrgViewMixin, viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         serializer.save(organization=self.org)
+
+
+TAG_SORTS = ("name", "-name", "id", "-id")
+
+
+class TagViewSet(OrgViewMixin, viewsets.GenericViewSet):
+    """The organization's tags (Heymarket's tags resource). Renaming changes every contact's tag;
+    deleting removes it from every contact (one tags_removed event each)."""
+
+    serializer_class = TagSerializer
+    parser_classes = [JSONParser]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
+            return Tag.objects.none()
+        return Tag.objects.for_org(self.org).annotate(contact_count=Count("contact_links"))
+
+    def get_object(self):
+        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+
+    def _valid_name(self, request) -> str:
+        serializer = TagSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data["name"]
+
+    @extend_schema(parameters=paging_parameters(TAG_SORTS), responses=TagPageSerializer)
+    def list(self, request):
+        unknown = set(request.query_params) - {"limit", "cursor", "offset", "sort", "include_total"}
+        if unknown:
+            raise ValidationError({name: [f"Unknown parameter '{name}'."] for name in sorted(unknown)})
+        page = paginate(request, self.get_queryset(), sorts=TAG_SORTS)
+        return Response(page.body(TagSerializer(page.items, many=True).data))
+
+    def retrieve(self, request, pk=None):
+        return Response(TagSerializer(self.get_object()).data)
+
+    @extend_schema(request=TagSerializer, responses={201: TagSerializer})
+    def create(self, request):
+        try:
+            tag = tag_create(org=self.org, name=self._valid_name(request))
+        except NormalizationError as exc:
+            raise ValidationError({"name": [str(exc)]}) from None
+        except services.ServiceError as exc:
+            raise service_error(exc) from None
+        return Response(TagSerializer(self.get_queryset().get(pk=tag.pk)).data, status=201)
+
+    @extend_schema(request=TagSerializer, responses=TagSerializer, description="Renames the tag (its key follows).")
+    def partial_update(self, request, pk=None):
+        tag = self.get_object()
+        try:
+            tag_rename(tag=tag, name=self._valid_name(request))
+        except NormalizationError as exc:
+            raise ValidationError({"name": [str(exc)]}) from None
+        except services.ServiceError as exc:
+            raise service_error(exc) from None
+        return Response(TagSerializer(self.get_object()).data)
+
+    @extend_schema(responses={204: None}, description="Removes the tag from every contact, then deletes it.")
+    def destroy(self, request, pk=None):
+        tag_delete(tag=self.get_object(), actor=api_actor(request))
+        return Response(status=204)

@@ -13,6 +13,10 @@ def _contact(org):
     return {"id": make_contact(org, tags=["vip"]).pk}
 
 
+def _tag(org):
+    return {"id": make_contact(org, tags=["vip"]).tags.get().pk}
+
+
 def _custom_field(org):
     from contacts.models import CustomField
 
@@ -46,6 +50,11 @@ register(
     Endpoint("GET", "/api/v1/contacts/{id}/activity", write=False, make=_contact),
     Endpoint("POST", "/api/v1/contacts/{id}/activity", write=True, make=_contact,
              body={"kind": "message_sent", "data": {"body": "hi"}}),
+    Endpoint("GET", "/api/v1/tags", write=False),
+    Endpoint("POST", "/api/v1/tags", write=True, body={"name": "gold"}),
+    Endpoint("GET", "/api/v1/tags/{id}", write=False, make=_tag),
+    Endpoint("PATCH", "/api/v1/tags/{id}", write=True, make=_tag, body={"name": "Gold"}),
+    Endpoint("DELETE", "/api/v1/tags/{id}", write=True, make=_tag),
     Endpoint("GET", "/api/v1/custom-fields", write=False),
     Endpoint("POST", "/api/v1/custom-fields", write=True, body={"key": "tier", "type": "text"}),
     Endpoint("GET", "/api/v1/custom-fields/{id}", write=False, make=_custom_field),
