@@ -313,3 +313,18 @@ class CustomFieldSerializer(StrictJSONMixin, serializers.ModelSerializer):
 class CustomFieldPageSerializer(serializers.Serializer):
     results = CustomFieldSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
+
+
+class MergeInputSerializer(StrictJSONMixin, serializers.Serializer):
+    contact_ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=20,
+                                        help_text="The contacts folded into this one (then deleted).")
+    dry_run = serializers.BooleanField(required=False, default=False,
+                                       help_text="Answer with what the contact would become; write nothing.")
+
+
+class MergedContactSerializer(ContactSerializer):
+    merged_ids = serializers.ListField(child=serializers.UUIDField(), read_only=True)
+    dry_run = serializers.BooleanField(read_only=True)
+
+    class Meta(ContactSerializer.Meta):
+        fields = [*CONTACT_OUTPUT_FIELDS, "merged_ids", "dry_run"]

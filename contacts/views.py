@@ -37,6 +37,8 @@ from .serializers import (
     EventInputSerializer,
     EventPageSerializer,
     EventSerializer,
+    MergedContactSerializer,
+    MergeInputSerializer,
     OptOutInputSerializer,
     PreferencesInputSerializer,
     TagPageSerializer,
@@ -324,6 +326,37 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
             return Response(VerifySerializer(textability_verify(org=self.org, phone=phone)).data)
         except TextabilityConfigError as exc:
             raise ProviderUnavailable(str(exc)) from None
+
+    # --- merge -------------------------------------------------------------------------------
+    @extend_schema(request=MergeInputSerializer, responses={200: MergedContactSerializer},
+                   description="Folds `contact_ids` into this contact: its non-empty fields win and the "
+                   "others fill the empty ones (phone and email included; their other phones and emails "
+                   "become secondaries); tags, lists, preferences and events move here; the most "
+                   "restrictive consent wins (an opt-out anywhere stays one); custom fields merge; the "
+                   "others are deleted, and the `merged` event keeps a snapshot of each. `dry_run`: the "
+                   "answer shows what the contact would become and nothing is written.")
+    @action(detail=True, methods=["post"])
+    def merge(self, request, pk=None):
+        from .merging import contacts_merge
+
+        serializer = MergeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ids = list(dict.fromkeys(serializer.validated_data["contact_ids"]))
+        survivor = self.get_object()
+        if survivor.pk in ids:
+            raise ValidationError({"contact_ids": ["A contact cannot be merged into itself."]})
+        others = list(Contact.objects.for_org(self.org).filter(pk__in=ids))
+        unknown = sorted(str(i) for i in set(ids) - {o.pk for o in others})
+        if unknown:  # another organization's contact answers as a nonexistent one
+            raise ValidationError({"contact_ids": [f"No such contacts in your organization: {', '.join(unknown)}."]})
+        dry_run = serializer.validated_data["dry_run"]
+        try:
+            result = contacts_merge(survivor=survivor, others=others, actor=api_actor(request), dry_run=dry_run)
+        except services.ServiceError as exc:
+            raise service_error(exc) from None
+        body = ContactSerializer(result.survivor).data
+        body["merged_ids"], body["dry_run"] = result.merged_ids, dry_run
+        return Response(body)
 
     # --- bulk --------------------------------------------------------------------------------
     @extend_schema(request=BulkInputSerializer, responses=BulkOutputSerializer,

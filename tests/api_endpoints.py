@@ -13,6 +13,10 @@ def _contact(org):
     return {"id": make_contact(org, tags=["vip"]).pk}
 
 
+def _merge_pair(org):
+    return {"id": make_contact(org).pk, "other": make_contact(org).pk}
+
+
 def _tag(org):
     return {"id": make_contact(org, tags=["vip"]).tags.get().pk}
 
@@ -47,6 +51,8 @@ register(
     Endpoint("POST", "/api/v1/contacts/{id}/tags", write=True, make=_contact, body={"tags": ["new"]}),
     Endpoint("DELETE", "/api/v1/contacts/{id}/tags/vip", write=True, make=_contact),
     Endpoint("PUT", "/api/v1/contacts/{id}/preferences", write=True, make=_contact, body={"sms": False}),
+    Endpoint("POST", "/api/v1/contacts/{id}/merge", write=True, make=_merge_pair,
+             body=lambda v: {"contact_ids": [str(v["other"])]}),
     Endpoint("GET", "/api/v1/contacts/{id}/activity", write=False, make=_contact),
     Endpoint("POST", "/api/v1/contacts/{id}/activity", write=True, make=_contact,
              body={"kind": "message_sent", "data": {"body": "hi"}}),
