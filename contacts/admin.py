@@ -28,6 +28,7 @@ from contacts_crm.tenancy import user_organization
 from segments.admin import ListListFilter, SegmentListFilter, add_to_list
 
 from . import services
+from .admin_merge import merge_contacts  # apiparity: the merge action lives in its own module
 from .export_views import export_matching_view, export_selected, export_selected_vcf, export_selected_xlsx
 from .forms import ContactAdminForm, CustomFieldAdminForm, TagAdminForm, contact_admin_link
 from .models import ChannelPreference, Contact, ContactEvent, CustomField, Tag
@@ -272,7 +273,7 @@ class ContactAdmin(OrgScopedAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     actions = ["add_tag", "remove_tag", add_to_list, "opt_out", "delete_contacts", export_selected,
-               export_selected_xlsx, export_selected_vcf]
+               export_selected_xlsx, export_selected_vcf, merge_contacts]
 
     def get_urls(self):
         # Before Django's own: <path:object_id>/ would take "export/" for a contact id.
