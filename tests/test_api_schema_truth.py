@@ -143,3 +143,15 @@ def test_manage_py_reads_the_env_file_make_writes(tmp_path):
     done = subprocess.run([sys.executable, str(tmp_path / "manage.py"), "check"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "SECRET_KEY must be set" in done.stderr
+
+
+def test_a_json_value_of_the_wrong_type_or_an_unknown_key_is_a_400(api, acme):
+    from contacts.models import Tag
+
+    tag = Tag.objects.create(organization=acme, name="vip", key="vip")
+    err = api.patch(f"/api/v1/tags/{tag.pk}", {"name": "gold", "nmae": "x"}, format="json").json()["error"]
+    assert err["fields"] == {"nmae": ["Unknown field 'nmae'."]}
+    err = api.post("/api/v1/lists", {"name": 12}, format="json").json()["error"]
+    assert err["fields"]["name"] == ["Expected a string."]
+    tag.refresh_from_db()
+    assert tag.name == "vip"

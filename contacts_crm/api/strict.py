@@ -2,8 +2,8 @@
 
 DRF coerces: a CharField takes 12 as "12", a BooleanField takes "yes" and 1, an IntegerField
 "7". The OpenAPI schema says string, boolean, integer, and a generated client (or schemathesis)
-holds the server to it. `StrictJSONMixin` refuses a JSON value of another type, naming the field;
-form and multipart bodies (all strings) keep DRF's parsing.
+holds the server to it. `StrictJSONMixin` refuses a JSON value of another type and an unknown
+key, naming the field; form and multipart bodies (all strings) keep DRF's parsing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def _type_error(field, value) -> str | None:
 class StrictJSONMixin:
     def to_internal_value(self, data):
         if isinstance(data, dict) and not hasattr(data, "getlist"):
-            errors = {}
+            # An unknown key is refused, never silently dropped (a typo like "nmae" must not pass).
+            errors = {key: [f"Unknown field '{key}'."] for key in data if key not in self.fields}
             for name, field in self.fields.items():
                 if field.read_only or name not in data:
                     continue
