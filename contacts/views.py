@@ -369,6 +369,12 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
             raise ValidationError({"contacts": ["Expected a list of contacts: {\"contacts\": [...]}."]})
         if len(items) > BULK_MAX:
             raise ValidationError({"contacts": [f"At most {BULK_MAX} contacts per call (got {len(items)})."]})
+        # lead: a malformed call (an item that is not an object) is a 400 for the call, as its schema says;
+        # a bad object is an item's error.
+        not_objects = {f"contacts[{i}]": ["Expected a JSON object."] for i, item in enumerate(items)
+                       if not isinstance(item, dict)}
+        if not_objects:
+            raise ValidationError(not_objects)
         org, actor = self.org, api_actor(request)
         definitions = custom_field_definitions(org)
         results = []

@@ -155,3 +155,20 @@ def test_a_json_value_of_the_wrong_type_or_an_unknown_key_is_a_400(api, acme):
     assert err["fields"]["name"] == ["Expected a string."]
     tag.refresh_from_db()
     assert tag.name == "vip"
+
+
+def test_a_form_body_with_too_many_fields_is_a_400_not_a_500(api, acme, settings):
+    contact_list = ContactList.objects.create(organization=acme, name="L")
+    ids = ["e3e70682-c209-1cac-a29f-6fbed82c07cd"] * (settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)
+    response = api.post(f"/api/v1/lists/{contact_list.pk}/members/remove", {"contact_ids": ids}, format="multipart")
+    assert response.status_code == 400
+    assert "Too many form fields" in response.json()["error"]["message"]
+
+
+def test_a_bulk_item_that_is_not_an_object_is_a_400_for_the_call(api):
+    response = api.post("/api/v1/contacts/bulk", {"contacts": [{"phone": "+19195550900"}, [None]]}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["contacts[1]"]
+    from contacts.models import Contact
+
+    assert not Contact.objects.filter(phone="+19195550900").exists()
