@@ -70,7 +70,7 @@ def paginate_contacts(request, queryset, *, org):
     for every sort. Queries: one (plus a COUNT with include_total, and one to check the list)."""
     raw = request.query_params.get("priority_list")
     leading, scope = (), ""
-    if raw not in (None, ""):
+    if raw is not None:
         from segments.models import ContactList, ListMembership
 
         if not raw.isdigit():
@@ -506,8 +506,8 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     )
     @action(detail=False, methods=["get"], url_path="opt-outs")
     def opt_outs(self, request):
-        channel = request.query_params.get("channel") or None
-        if channel and channel not in Channel.values:
+        channel = request.query_params.get("channel")
+        if channel is not None and channel not in Channel.values:
             raise ValidationError({"channel": [f"Unknown channel '{channel}'; channels: {', '.join(Channel.values)}."]})
         unknown = set(request.query_params) - {"channel", "search", "limit", "cursor", "offset", "sort",
                                                "include_total", "priority_list"}

@@ -119,7 +119,7 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
         job = get_object_or_404(self.get_queryset(), pk=pk)
         qs = ImportRowError.objects.filter(job=job)
         severity = request.query_params.get("severity")
-        if severity:
+        if severity is not None:
             if severity not in ("error", "warning"):
                 raise ValidationError({"severity": [f"'{severity}' is not error or warning."]})
             qs = qs.filter(severity=severity)

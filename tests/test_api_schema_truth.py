@@ -172,3 +172,13 @@ def test_a_bulk_item_that_is_not_an_object_is_a_400_for_the_call(api):
     from contacts.models import Contact
 
     assert not Contact.objects.filter(phone="+19195550900").exists()
+
+
+@pytest.mark.parametrize("url", ["/api/v1/contacts?limit=", "/api/v1/contacts?sort=", "/api/v1/contacts?offset=",
+                                 "/api/v1/contacts?include_total=", "/api/v1/contacts/opt-outs?channel=",
+                                 "/api/v1/contacts?priority_list=", "/api/v1/custom-fields?sort=",
+                                 "/api/v1/contacts/export?format="])
+def test_a_typed_parameter_given_empty_is_a_400(api, url):
+    response = api.get(url)
+    assert response.status_code == 400, (url, response.status_code)
+    assert response.json()["error"]["fields"]

@@ -43,8 +43,10 @@ def _bad(field: str, message: str):
 
 def parse_limit(params) -> int:
     raw = params.get("limit")
-    if raw in (None, ""):
+    if raw is None:
         return DEFAULT_LIMIT
+    if raw == "":  # apiparity: a parameter given empty is a mistake, not "the default" (schemathesis)
+        _bad("limit", "limit is empty: give a whole number, or leave the parameter out.")
     try:
         limit = int(raw)
     except ValueError:
@@ -56,7 +58,7 @@ def parse_limit(params) -> int:
 
 def parse_bool_param(params, name: str) -> bool:
     raw = params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return False
     if raw.lower() in {"true", "1"}:
         return True
@@ -86,7 +88,7 @@ def paginate(request, queryset, *, sorts=("id",), default_sort: str | None = Non
     params = request.query_params
     limit = parse_limit(params)
     default_sort = default_sort or sorts[0]
-    sort = params.get("sort") or default_sort
+    sort = params.get("sort", default_sort)
     if sort not in sorts:
         _bad("sort", f"'{sort}' is not a sort; use one of: {', '.join(sorts)}.")
     cursor, offset = params.get("cursor"), params.get("offset")
@@ -128,7 +130,7 @@ def paginate(request, queryset, *, sorts=("id",), default_sort: str | None = Non
         else:
             qs = qs.filter(Q(**{f"{field}__gte": value}) & (Q(**{f"{field}__gt": value}) | Q(**{f"{id_field}__gt": pk})))
         items = list(qs[: limit + 1])
-    elif offset:
+    elif offset is not None:
         try:
             start = int(offset)
             if start < 0:
@@ -202,7 +204,7 @@ def paginate_keys(request, queryset, *, sorts: dict, default_sort: str, leading:
     include_total=true."""
     params = request.query_params
     limit = parse_limit(params)
-    sort = params.get("sort") or default_sort
+    sort = params.get("sort", default_sort)
     if sort not in sorts:
         _bad("sort", f"'{sort}' is not a sort; use one of: {', '.join(sorts)}.")
     cursor, offset = params.get("cursor"), params.get("offset")
@@ -233,7 +235,7 @@ def paginate_keys(request, queryset, *, sorts: dict, default_sort: str, leading:
             _bad("cursor", "Malformed cursor: pass back the next_cursor of a previous page unchanged.")
         qs = qs.filter(_after(keys, values, desc_flags, pk, id_field))
         items = list(qs[: limit + 1])
-    elif offset:
+    elif offset is not None:
         try:
             start = int(offset)
             if start < 0:
