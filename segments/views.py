@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from contacts.models import Contact
@@ -64,6 +64,7 @@ class ContactListViewSet(_OrgModelViewSet):
     """Static lists of contacts. Deleting a list never deletes its contacts."""
 
     serializer_class = ContactListSerializer
+    parser_classes = [JSONParser]  # JSON, except the member calls (form and multipart too)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
@@ -101,7 +102,7 @@ class ContactListViewSet(_OrgModelViewSet):
     @extend_schema(methods=["POST"], request=ContactIdsInputSerializer, responses=MembersAddedSerializer,
                    description="Adds up to 1000 contacts; ones already in the list are counted, not re-added. "
                    "Unknown ids (or another organization's) are a 400 naming them, and nothing is added.")
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, FormParser, MultiPartParser])
     def members(self, request, pk=None):
         contact_list = self.contact_list()
         if request.method == "POST":
@@ -120,7 +121,8 @@ class ContactListViewSet(_OrgModelViewSet):
 
     @extend_schema(request=ContactIdsInputSerializer, responses=MembersRemovedSerializer,
                    description="Removes up to 1000 contacts from the list (the contacts themselves stay).")
-    @action(detail=True, methods=["post"], url_path="members/remove")
+    @action(detail=True, methods=["post"], url_path="members/remove",
+            parser_classes=[JSONParser, FormParser, MultiPartParser])
     def remove_members(self, request, pk=None):
         removed, absent = self._change(request, self.contact_list(), services.list_remove_members)
         return Response({"removed": removed, "not_members": absent})

@@ -182,3 +182,18 @@ def test_a_typed_parameter_given_empty_is_a_400(api, url):
     response = api.get(url)
     assert response.status_code == 400, (url, response.status_code)
     assert response.json()["error"]["fields"]
+
+
+def test_an_offset_beyond_its_bound_is_a_400_not_a_500(api):
+    from contacts_crm.api.pagination import MAX_OFFSET
+
+    for url in ("/api/v1/contacts", "/api/v1/custom-fields", "/api/v1/imports"):
+        response = api.get(url, {"offset": str(10**30)})
+        assert response.status_code == 400, url
+        assert str(MAX_OFFSET) in response.json()["error"]["fields"]["offset"][0]
+
+
+def test_a_string_longer_than_its_limit_is_refused_as_sent(api):
+    response = api.post("/api/v1/lists", {"name": "    " + "*" * 200}, format="json")
+    assert response.status_code == 400 and "At most 200" in response.json()["error"]["fields"]["name"][0]
+    assert api.post("/api/v1/lists", {"name": "x"}, format="multipart").status_code == 415

@@ -22,6 +22,7 @@ from rest_framework.exceptions import ValidationError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000  # Qlara pages up to 1000 (issue 11)
+MAX_OFFSET = 10_000_000  # apiparity: beyond, a database OFFSET overflows (a 500); deep pages take a cursor
 
 
 @dataclass
@@ -137,6 +138,8 @@ def paginate(request, queryset, *, sorts=("id",), default_sort: str | None = Non
                 raise ValueError
         except ValueError:
             _bad("offset", f"'{offset}' is not a whole number ≥ 0.")
+        if start > MAX_OFFSET:
+            _bad("offset", f"offset is at most {MAX_OFFSET}; page deeper with cursor.")
         items = list(qs[start : start + limit + 1])
     else:
         items = list(qs[: limit + 1])
@@ -153,7 +156,8 @@ def paging_parameters(sorts=("id",)) -> list[OpenApiParameter]:
     return [
         OpenApiParameter("limit", OpenApiTypes.INT, description=f"Page size, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT})."),
         OpenApiParameter("cursor", OpenApiTypes.STR, description="The next_cursor of the previous page."),
-        OpenApiParameter("offset", OpenApiTypes.INT, description="Row offset (slow on deep pages; prefer cursor)."),
+        OpenApiParameter("offset", OpenApiTypes.INT,
+                         description=f"Row offset, 0–{MAX_OFFSET} (slow on deep pages; prefer cursor)."),
         OpenApiParameter("sort", OpenApiTypes.STR, enum=list(sorts), description=f"Default {sorts[0]}."),
         OpenApiParameter("include_total", OpenApiTypes.BOOL, description="Add the total count (one COUNT query)."),
     ]
@@ -242,6 +246,8 @@ def paginate_keys(request, queryset, *, sorts: dict, default_sort: str, leading:
                 raise ValueError
         except ValueError:
             _bad("offset", f"'{offset}' is not a whole number ≥ 0.")
+        if start > MAX_OFFSET:
+            _bad("offset", f"offset is at most {MAX_OFFSET}; page deeper with cursor.")
         items = list(qs[start : start + limit + 1])
     else:
         items = list(qs[: limit + 1])

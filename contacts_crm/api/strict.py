@@ -18,8 +18,15 @@ def _type_error(field, value) -> str | None:
         return None if isinstance(value, bool) else "Expected true or false."
     if isinstance(field, serializers.IntegerField):
         return None if isinstance(value, int) and not isinstance(value, bool) else "Expected a whole number."
-    if isinstance(field, (serializers.ChoiceField, serializers.CharField)):
+    if isinstance(field, serializers.ChoiceField):
         return None if isinstance(value, str) else "Expected a string."
+    if isinstance(field, serializers.CharField):
+        if not isinstance(value, str):
+            return "Expected a string."
+        # As sent: DRF trims first, so "  " + 200 characters would pass a max_length of 200.
+        if field.max_length is not None and len(value) > field.max_length:
+            return f"At most {field.max_length} characters (got {len(value)})."
+        return None
     if isinstance(field, serializers.ListField) and isinstance(value, list):
         for item in value:
             message = _type_error(field.child, item)
