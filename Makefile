@@ -19,10 +19,16 @@ $(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.deps
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
+# The development settings the README's `manage.py` commands read (manage.py loads .env; the
+# environment wins). Production sets DEBUG=0 and SECRET_KEY in the environment instead.
+.env:
+	@printf '# Development settings for manage.py (written by make; the environment wins).\nDEBUG=1\n' > $@
+	@echo "wrote .env (DEBUG=1) so that '$(PY) manage.py …' works as the README shows"
+
 deps: $(VENV)/.deps
 dev-deps: $(VENV)/.dev-deps
 
-run: $(VENV)/.deps
+run: $(VENV)/.deps .env
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py createcachetable
 	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo --first-run --port $(PORT)
@@ -42,7 +48,7 @@ serve: $(VENV)/.deps
 test: $(VENV)/.dev-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-worker: $(VENV)/.deps
+worker: $(VENV)/.deps .env
 	DEBUG=$${DEBUG:-1} $(PY) manage.py rqworker default --with-scheduler --worker-class contacts_crm.jobs.CrmWorker
 
 lint: $(VENV)/.dev-deps
@@ -54,4 +60,4 @@ bench: $(VENV)/.dev-deps
 	$(PY) bench/contacts_bench.py --fill --measure
 
 clean:
-	rm -rf $(VENV) .test-media .pytest_cache
+	rm -rf $(VENV) .test-media .pytest_cache .env

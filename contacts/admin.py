@@ -29,6 +29,7 @@ from segments.admin import ListListFilter, SegmentListFilter, add_to_list
 
 from . import services
 from .admin_consent import ConsentContactAdminMixin  # consent: trash, ledger, suppression, erase
+from .admin_merge import merge_contacts  # apiparity: the merge action lives in its own module
 from .export_views import export_matching_view, export_selected, export_selected_vcf, export_selected_xlsx
 from .forms import ContactAdminForm, CustomFieldAdminForm, TagAdminForm, contact_admin_link, display_phone
 from .models import ChannelPreference, Contact, ContactEvent, CustomField, Tag
@@ -305,7 +306,7 @@ class ContactAdmin(ConsentContactAdminMixin, OrgScopedAdmin):
     # few rows (CheapFacetsMixin, bench/README.md); never on every page load.
     show_facets = admin.ShowFacets.ALLOW
     actions = ["add_tag", "remove_tag", add_to_list, "opt_out", "delete_contacts", export_selected,
-               export_selected_xlsx, export_selected_vcf]
+               export_selected_xlsx, export_selected_vcf, merge_contacts]
 
     def get_urls(self):
         # Before Django's own: <path:object_id>/ would take "export/" for a contact id.

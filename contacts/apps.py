@@ -18,6 +18,9 @@ def _register_sqlite_functions(sender, connection, **kwargs):
         connection.connection.create_function(
             "py_casefold", 1, lambda v: v.casefold() if isinstance(v, str) else v, deterministic=True
         )
+        from .querysets import sort_fold
+
+        connection.connection.create_function("py_sortfold", 1, sort_fold, deterministic=True)
 
 
 class ContactsConfig(AppConfig):

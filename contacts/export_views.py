@@ -36,6 +36,8 @@ class ContactExportView(OrgViewMixin, APIView):
     renderer_classes = [CsvRenderer, XlsxRenderer, VcardRenderer]
 
     def perform_content_negotiation(self, request, force=False):
+        if request.query_params.get("format") == "" and not force:  # apiparity: empty is not "the default"
+            raise ValidationError({"format": [f"format is empty; use one of {', '.join(FORMATS)}."]})
         try:
             return super().perform_content_negotiation(request, force=force)
         except Http404:

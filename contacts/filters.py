@@ -30,6 +30,9 @@ FILTER_DOCS = {
     "gender": "Comma list.",
     "is_test": "true | false.",
     "phone": "A phone number in any format (matched as E.164).",
+    "reachable_on": "Comma list of channels (sms, whatsapp, email, rcs, viber, voice): contacts that may be "
+    "messaged now on any of them (the address it needs, not opted out, for sms not is_textable=false).",
+    "region": "ISO alpha-2 region to read a national `phone` (default: the organization's).",
     "email": "An email address (case-insensitive).",
     "created_after": "ISO date or datetime (inclusive).",
     "created_before": "ISO date or datetime (exclusive).",
@@ -139,6 +142,16 @@ def filter_contacts(queryset, params, *, org, extra_allowed=()) -> tuple:
         qs = qs.with_phone(value)
     if "state" in get:
         qs = qs.in_state(_csv(get["state"]))
+    if "reachable_on" in get:
+        from .models import Channel
+
+        channels = _csv(get["reachable_on"])
+        bad = [c for c in channels if c not in Channel.values]
+        if bad or not channels:
+            _error(errors, "reachable_on", f"Unknown channel(s) {', '.join(bad) or '(none)'}; channels: "
+                   f"{', '.join(Channel.values)}.")
+        else:
+            qs = qs.reachable_on(channels)
     if "zip" in get:
         qs = qs.filter(zip__in=_csv(get["zip"]))
     if "country" in get:
@@ -152,9 +165,15 @@ def filter_contacts(queryset, params, *, org, extra_allowed=()) -> tuple:
     for name in ("lifecycle_stage", "gender"):
         if name in get:
             qs = qs.filter(**{f"{name}__in": _csv(get[name])})
-    if "phone" in get:
+    if "region" in get:
+        import phonenumbers
+
+        if get["region"].upper() not in phonenumbers.SUPPORTED_REGIONS:
+            _error(errors, "region", f"'{get['region']}' is not an ISO 3166-1 alpha-2 region (e.g. US, GB).")
+    if "phone" in get and "region" not in errors:
         try:
-            qs = qs.filter(phone=normalize_phone(get["phone"], org.default_region).e164)
+            region = (get.get("region") or org.default_region).upper()
+            qs = qs.filter(phone=normalize_phone(get["phone"], region).e164)
         except NormalizationError as exc:
             _error(errors, "phone", str(exc))
     if "email" in get:

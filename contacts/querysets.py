@@ -33,6 +33,35 @@ class Casefold(Func):
         return super().as_sql(compiler, connection, function="py_casefold", **extra)
 
 
+SORT_COLLATION = "crm_fold"  # migration 0010: ICU, primary strength, nondeterministic
+
+
+def sort_fold(value):
+    """A name's sort key: accents stripped and case folded ("Åberg" and "aberg" tie, and the next
+    key decides)."""
+    if not isinstance(value, str):
+        return value
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c)).casefold()
+
+
+class SortFold(Func):
+    """A name compared case- and accent-insensitively (sort=name): on PostgreSQL, the
+    nondeterministic ICU collation of migration 0010 (`Åberg` = `aberg`, in ORDER BY and in the
+    keyset's comparisons alike); on SQLite, py_sortfold (sort_fold, registered per connection in
+    contacts.apps)."""
+
+    output_field = TextField()
+
+    def as_sql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template=f'(%(expressions)s COLLATE "{SORT_COLLATION}")',
+                              **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, function="py_sortfold", **extra)
+
+
 class ILike(Lookup):
     """`column ILIKE pattern` (PostgreSQL). Django's `icontains` compiles to
     `UPPER(column::text) LIKE UPPER(…)`, which no index on the column can serve; (I)LIKE on the
@@ -139,6 +168,20 @@ def q_opted_out_of(channel: str | None) -> Q:
 def q_channel_opted_in(channel: str) -> Q:
     """May be messaged on `channel`: not opted out globally nor on that channel."""
     return ~q_opted_out_of(channel)
+
+
+def q_reachable_on(channels) -> Q:
+    """May be messaged now on any of `channels`: has the address the channel needs (an email for
+    email, a phone for every other channel), is not opted out globally nor on that channel, and,
+    for sms, is not known to be untextable (`is_textable=false`; unknown still counts)."""
+    q = Q(pk__in=[])
+    for channel in dict.fromkeys(channels):
+        reach = Q(email__isnull=False) if channel == "email" else Q(phone__isnull=False)
+        reach &= q_channel_opted_in(channel)
+        if channel == "sms":
+            reach &= Q(is_textable=True) | Q(is_textable__isnull=True)
+        q |= reach
+    return q
 
 
 def q_textable(value: str) -> Q:
@@ -254,8 +297,9 @@ class ContactQuerySet(OrgQuerySet):
     def opted_out_of(self, channel: str | None = None):
         return self.filter(q_opted_out_of(channel))
 
-    def reachable_on(self, channel: str):
-        return self.filter(q_channel_opted_in(channel))
+    def reachable_on(self, channels):
+        """`reachable_on("sms")` or `reachable_on(["sms", "email"])` (any of them): q_reachable_on."""
+        return self.filter(q_reachable_on([channels] if isinstance(channels, str) else channels))
 
     def textable(self, value: str):
         return self.filter(q_textable(value))
@@ -275,5 +319,6 @@ class ContactQuerySet(OrgQuerySet):
         return qs
 
     def with_related(self):
-        """Everything the API representation shows: 3 queries per page whatever its size."""
-        return self.prefetch_related("tags", "preferences")
+        """Everything the API representation shows: 4 queries per page whatever its size (the
+        contacts, their tags, preferences and list memberships)."""
+        return self.prefetch_related("tags", "preferences", "list_memberships")

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Channel, Contact, ContactEvent, CustomField
+from contacts_crm.api.strict import StrictJSONMixin
+
+from .models import Channel, Contact, ContactEvent, CustomField, Tag
 
 CONTACT_OUTPUT_FIELDS = [
     "id", "phone", "email", "first_name", "last_name", "display_name", "company", "address", "city", "state",
     "zip", "country", "timezone", "lifecycle_stage", "gender", "avatar_url", "assignee", "is_test",
     "is_textable", "textable_checked_at", "opted_out", "opted_out_at", "opt_out_source", "custom_fields",
     "notes", "birthday", "language", "external_id", "secondary_phones", "secondary_emails", "tags",
-    "preferences", "created_at", "updated_at",
+    "preferences", "lists", "created_at", "updated_at",
 ]
 
 
@@ -38,9 +41,13 @@ class ContactSerializer(serializers.ModelSerializer):
     """The one contact representation every endpoint returns."""
 
     tags = serializers.SerializerMethodField()
+    # What the API answers: "" when unset (the model's URLField/choices would promise a URI/a source).
+    avatar_url = serializers.CharField(read_only=True)
+    opt_out_source = serializers.CharField(read_only=True, help_text="api | admin | import | keyword, or \"\".")
     preferences = serializers.SerializerMethodField(
         help_text="Channel preferences set explicitly: {channel: opted_in}. A channel not listed is opted in."
     )
+    lists = serializers.SerializerMethodField(help_text="Ids of the lists the contact is in.")
 
     class Meta:
         model = Contact
@@ -49,6 +56,9 @@ class ContactSerializer(serializers.ModelSerializer):
 
     def get_tags(self, contact) -> list[str]:
         return sorted((t.name for t in contact.tags.all()), key=str.casefold)
+
+    def get_lists(self, contact) -> list[int]:
+        return sorted(m.list_id for m in contact.list_memberships.all())
 
     def get_preferences(self, contact) -> dict[str, bool]:
         return {p.channel: p.opted_in for p in sorted(contact.preferences.all(), key=lambda p: p.channel)}
@@ -65,12 +75,28 @@ class ContactSerializer(serializers.ModelSerializer):
         out["birthday"] = _date(contact.birthday)
         out["tags"] = self.get_tags(contact)
         out["preferences"] = self.get_preferences(contact)
+        out["lists"] = self.get_lists(contact)
         for name in self.Meta.fields:  # a subclass's extra fields, DRF's way
             if name not in out:
                 field = self.fields[name]
                 value = field.get_attribute(contact)
                 out[name] = None if value is None else field.to_representation(value)
         return {name: out[name] for name in self.Meta.fields}
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "string", "minLength": 1, "maxLength": 64},
+    {"type": "object", "properties": {"tag_id": {"type": "integer"}}, "required": ["tag_id"],
+     "additionalProperties": False},
+]})
+class TagRefField(serializers.Field):
+    """A tag by name, or {"tag_id": n} (contacts.tags.resolve_tag_refs reads both)."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
 
 
 class ContactInputSerializer(serializers.Serializer):
@@ -101,8 +127,12 @@ class ContactInputSerializer(serializers.Serializer):
     external_id = serializers.CharField(required=False)
     secondary_phones = serializers.ListField(child=serializers.CharField(), required=False)
     secondary_emails = serializers.ListField(child=serializers.CharField(), required=False)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    tags = serializers.ListField(child=TagRefField(), required=False,
+                                 help_text='Names or {"tag_id": n}, mixed; given tags replace the set on update.')
     preferences = serializers.DictField(child=serializers.BooleanField(), required=False)
+    region = serializers.CharField(required=False, min_length=2, max_length=2,
+                                   help_text="ISO alpha-2 region for reading national-format phones in this "
+                                   "request (07911 123457 with GB); default: the organization's.")
 
 
 class ContactWithOutcomeSerializer(ContactSerializer):
@@ -123,7 +153,9 @@ class CountSerializer(serializers.Serializer):
 
 
 class BulkInputSerializer(serializers.Serializer):
-    contacts = serializers.ListField(child=ContactInputSerializer(), max_length=1000)
+    # Each item is any object: a bad item is reported in its own outcome, never a 400 for the call.
+    contacts = serializers.ListField(child=serializers.DictField(), max_length=1000,
+                                     help_text="Contacts as POST /contacts takes them (ContactInput).")
 
 
 class BulkResultSerializer(serializers.Serializer):
@@ -137,7 +169,7 @@ class BulkOutputSerializer(serializers.Serializer):
     results = BulkResultSerializer(many=True)
 
 
-class BulkDeleteInputSerializer(serializers.Serializer):
+class BulkDeleteInputSerializer(StrictJSONMixin, serializers.Serializer):
     ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
     not_ids = serializers.ListField(child=serializers.UUIDField(), required=False)
     confirm = serializers.BooleanField(required=False, help_text="Required with not_ids (deletes everyone else).")
@@ -147,11 +179,33 @@ class DeletedSerializer(serializers.Serializer):
     deleted = serializers.IntegerField()
 
 
-class TagsInputSerializer(serializers.Serializer):
+class TagsInputSerializer(StrictJSONMixin, serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1, max_length=100)
 
 
-class PreferencesInputSerializer(serializers.Serializer):
+class TagsRefInputSerializer(serializers.Serializer):
+    """The body of POST /contacts/{id}/tags as documented: names or {"tag_id": n}."""
+
+    tags = serializers.ListField(child=TagRefField(), min_length=1, max_length=100)
+
+
+class TagSerializer(StrictJSONMixin, serializers.ModelSerializer):
+    contact_count = serializers.IntegerField(read_only=True, help_text="Contacts with this tag.")
+
+    class Meta:
+        model = Tag
+        fields = ["id", "name", "contact_count", "created_at"]
+        read_only_fields = ["id", "contact_count", "created_at"]
+        extra_kwargs = {"name": {"max_length": 64}}
+
+
+class TagPageSerializer(serializers.Serializer):
+    results = TagSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    total = serializers.IntegerField(required=False)
+
+
+class PreferencesInputSerializer(StrictJSONMixin, serializers.Serializer):
     sms = serializers.BooleanField(required=False)
     whatsapp = serializers.BooleanField(required=False)
     email = serializers.BooleanField(required=False)
@@ -160,9 +214,30 @@ class PreferencesInputSerializer(serializers.Serializer):
     voice = serializers.BooleanField(required=False)
 
 
-class OptOutInputSerializer(serializers.Serializer):
-    phone = serializers.CharField()
+class OptOutInputSerializer(StrictJSONMixin, serializers.Serializer):
+    phone = serializers.CharField(required=False, help_text="Give phone or email, not both.")
+    email = serializers.CharField(required=False)
     channel = serializers.ChoiceField(choices=Channel.choices, required=False, allow_null=True)
+    region = serializers.CharField(required=False, min_length=2, max_length=2, help_text="Reads a national phone.")
+
+    def validate(self, attrs):
+        if ("phone" in attrs) == ("email" in attrs):
+            raise serializers.ValidationError({"phone": ["Give exactly one of phone or email."]})
+        return attrs
+
+
+class VerifyInputSerializer(StrictJSONMixin, serializers.Serializer):
+    phone = serializers.CharField(help_text="Any format.")
+    region = serializers.CharField(required=False, min_length=2, max_length=2, help_text="Reads a national phone.")
+
+
+class VerifySerializer(serializers.Serializer):
+    phone = serializers.CharField(help_text="E.164.")
+    is_textable = serializers.BooleanField(allow_null=True, help_text="null: the provider could not tell.")
+    line_type = serializers.CharField()
+    carrier = serializers.CharField()
+    checked_at = serializers.DateTimeField()
+    contact_id = serializers.UUIDField(allow_null=True, help_text="The contact updated with the answer, if any.")
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -188,7 +263,7 @@ class EventPageSerializer(serializers.Serializer):
 MESSAGE_KINDS = [k for k in ContactEvent.Kind.values if k.startswith("message_")]
 
 
-class EventInputSerializer(serializers.Serializer):
+class EventInputSerializer(StrictJSONMixin, serializers.Serializer):
     kind = serializers.ChoiceField(choices=MESSAGE_KINDS)
     data = serializers.DictField(required=False, default=dict)
     occurred_at = serializers.DateTimeField(required=False, help_text="Defaults to now.")
@@ -201,7 +276,7 @@ class EventInputSerializer(serializers.Serializer):
         return value
 
 
-class CustomFieldSerializer(serializers.ModelSerializer):
+class CustomFieldSerializer(StrictJSONMixin, serializers.ModelSerializer):
     class Meta:
         model = CustomField
         fields = ["id", "key", "label", "type", "choices", "created_at"]
@@ -238,3 +313,18 @@ class CustomFieldSerializer(serializers.ModelSerializer):
 class CustomFieldPageSerializer(serializers.Serializer):
     results = CustomFieldSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
+
+
+class MergeInputSerializer(StrictJSONMixin, serializers.Serializer):
+    contact_ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=20,
+                                        help_text="The contacts folded into this one (then deleted).")
+    dry_run = serializers.BooleanField(required=False, default=False,
+                                       help_text="Answer with what the contact would become; write nothing.")
+
+
+class MergedContactSerializer(ContactSerializer):
+    merged_ids = serializers.ListField(child=serializers.UUIDField(), read_only=True)
+    dry_run = serializers.BooleanField(read_only=True)
+
+    class Meta(ContactSerializer.Meta):
+        fields = [*CONTACT_OUTPUT_FIELDS, "merged_ids", "dry_run"]

@@ -203,20 +203,21 @@ def contact_opt_in(*, contact: Contact, actor: Actor, channel: str | None = None
     return True
 
 
-def opt_out_phone(*, org, phone: str, actor: Actor, channel: str | None = None) -> tuple[Contact, bool]:
-    """Opt out the contact with this (normalized) phone, creating it if nobody has it.
+def opt_out_phone(*, org, phone: str | None, actor: Actor, channel: str | None = None,
+                  email: str | None = None) -> tuple[Contact, bool]:
+    """Opt out the contact with this (normalized) phone, or email, creating it if nobody has it.
 
     Returns (contact, created). A STOP from an unknown number must still be honoured later.
     """
     for attempt in range(2):  # lead: opt-out race (the same retry as contact_create_or_merge)
         try:
             with transaction.atomic():
-                contact = contact_find_match(org=org, phone=phone, email=None, lock=True)
+                contact = contact_find_match(org=org, phone=phone, email=email, lock=True)
                 if contact is not None and contact.deleted_at is not None:  # a trashed match comes back
                     _trash().contact_restore(contact=contact, actor=actor)
                 created = contact is None
                 if created:
-                    data = {"phone": phone}
+                    data = {"phone": phone} if phone else {"email": email}
                     if channel:
                         data["preferences"] = {channel: False}
                     else:

@@ -47,6 +47,7 @@ class LookupResult:
     textable: bool | None
     line_type: str = ""
     error: str = ""
+    carrier: str = ""
 
 
 class TextabilityConfigError(Exception):
@@ -76,11 +77,12 @@ def twilio_result(body: dict) -> LookupResult:
     if info.get("error_code"):
         return LookupResult(None, error=f"line type intelligence error {info['error_code']}")
     kind = info.get("type") or ""
+    carrier = info.get("carrier_name") or ""
     if kind == "mobile":
-        return LookupResult(True, line_type=kind)
+        return LookupResult(True, line_type=kind, carrier=carrier)
     if not kind or kind in TWILIO_UNKNOWN_TYPES:
-        return LookupResult(None, line_type=kind)
-    return LookupResult(False, line_type=kind)  # landline, fixedVoip, nonFixedVoip, tollFree, premium, ...
+        return LookupResult(None, line_type=kind, carrier=carrier)
+    return LookupResult(False, line_type=kind, carrier=carrier)  # landline, fixedVoip, nonFixedVoip, tollFree, premium, ...
 
 
 class TwilioProvider:
@@ -256,3 +258,25 @@ def contact_record_textability(*, results: dict, provider_name: str) -> dict:
         Contact.objects.bulk_update(changed, ["is_textable", "textable_checked_at", "updated_at"], batch_size=500)
         ContactEvent.objects.bulk_create(events, batch_size=1000)
     return counters
+
+
+# --- on demand (POST /contacts/verify) -------------------------------------------------------------
+VERIFY_TIMEOUT = 5  # seconds POST /contacts/verify waits for a network provider (no retries)
+
+
+def textability_verify(*, org, phone: str, provider=None, timeout: float = VERIFY_TIMEOUT) -> dict:
+    """Looks `phone` (E.164) up now with the configured provider, within `timeout` seconds, and
+    records the answer on the organization's contact with that phone, if any. Returns
+    {phone, is_textable, line_type, carrier, checked_at, contact_id}. Raises
+    TextabilityConfigError when the provider cannot work at all. Queries: one, plus three when a
+    contact has the phone."""
+    provider = provider or get_provider()
+    if isinstance(provider, TwilioProvider):
+        provider.timeout, provider.retries = timeout, 0  # the caller is waiting: one attempt
+    result = provider.lookup(phone)
+    contact = Contact.objects.for_org(org).filter(phone=phone).only("id").first()
+    if contact is not None:
+        contact_record_textability(results={contact.pk: (phone, result)}, provider_name=provider.name)
+    return {"phone": phone, "is_textable": result.textable, "line_type": result.line_type,
+            "carrier": result.carrier, "checked_at": timezone.now(),
+            "contact_id": str(contact.pk) if contact else None}

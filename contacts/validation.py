@@ -33,7 +33,7 @@ TEXT_LIMITS = {
     "lifecycle_stage": 32, "gender": 32, "language": 16, "external_id": 255, "notes": 10_000,
 }
 LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
-MAX_SECONDARY = 20
+from .upsert import MAX_SECONDARY  # noqa: E402  (the engine names the limit)
 
 
 def clean_phone(value, region: str) -> tuple[str, str | None]:
@@ -207,7 +207,8 @@ class PayloadError(Exception):
         self.errors = errors
 
 
-def clean_contact_payload(data, *, org, contact=None, full: bool = False, definitions=None) -> tuple[dict, list[str]]:
+def clean_contact_payload(data, *, org, contact=None, full: bool = False, definitions=None,
+                          region: str | None = None) -> tuple[dict, list[str]]:
     """Validates and normalizes an API/admin payload.
 
     Returns (clean data holding only the fields given, warnings). `full` (PUT): omitted plain
@@ -224,7 +225,7 @@ def clean_contact_payload(data, *, org, contact=None, full: bool = False, defini
     errors: dict[str, list[str]] = {}
     warnings: list[str] = []
     clean: dict = {}
-    region = org.default_region
+    region = region or org.default_region  # a request's own region (issue 11) reads national numbers
     unknown = [k for k in data if k not in allowed and k not in READ_ONLY_FIELDS]
     for key in unknown:
         errors[key] = [f"Unknown field '{key}'."]

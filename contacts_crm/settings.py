@@ -176,7 +176,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["contacts_crm.api.permissions.HasOrgScope"],
     "DEFAULT_THROTTLE_CLASSES": ["contacts_crm.api.throttling.ApiKeyRateThrottle"],
     "EXCEPTION_HANDLER": "contacts_crm.api.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "contacts_crm.api.schema.ApiAutoSchema",
     "DEFAULT_PARSER_CLASSES": [
         "contacts_crm.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
@@ -204,7 +204,8 @@ SPECTACULAR_SETTINGS = {
     "SECURITY": [{"ApiKeyBearer": []}],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "contacts_crm.api.schema.add_error_responses",
+        "contacts_crm.api.schema.integer_ids",
+        "contacts_crm.api.schema.add_links",
     ],
 }
 

@@ -25,13 +25,12 @@ from contacts.normalize import (
     strip_formula_escape,
     validate_timezone,
 )
-from contacts.services import MAX_CUSTOM_FIELDS
+from contacts.upsert import MAX_CUSTOM_FIELDS, MAX_SECONDARY
 from contacts.validation import LANGUAGE_RE, TEXT_LIMITS, custom_value
 from imports.mapping import CONSENT_TARGET
 
 TEXT_FIELDS = ["first_name", "last_name", "display_name", "company", "address", "city", "lifecycle_stage",
                "gender", "notes", "language", "external_id"]
-MAX_SECONDARY = 20
 
 
 # Statuses the consent columns of common exports hold (Klaviyo, Brevo, ActiveCampaign, Constant

@@ -56,7 +56,7 @@ class ImportCreateSerializer(serializers.Serializer):
 class ImportJobSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
     counters = serializers.SerializerMethodField()
-    list_id = serializers.IntegerField(source="contact_list_id", read_only=True)
+    list_id = serializers.IntegerField(source="contact_list_id", read_only=True, allow_null=True)
     errors_url = serializers.SerializerMethodField()
     revert = serializers.SerializerMethodField()
     stalled = serializers.BooleanField(source="is_stalled", read_only=True,

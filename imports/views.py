@@ -17,6 +17,7 @@ from contacts.views import OrgViewMixin
 from contacts_crm.api.errors import Conflict
 from contacts_crm.api.pagination import paginate, paging_parameters
 from contacts_crm.api.permissions import request_actor
+from contacts_crm.api.schema import page_serializer
 
 from .models import ImportChange, ImportJob, ImportRowError
 from .pipeline import ImportRefused, import_resume, start_import
@@ -103,7 +104,7 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
         job.refresh_from_db()
         return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(parameters=paging_parameters(("-id", "id")))
+    @extend_schema(parameters=paging_parameters(("-id", "id")), responses=page_serializer(ImportJobSerializer))
     def list(self, request):
         page = paginate(request, self.get_queryset(), sorts=("-id", "id"))
         return Response(page.body(ImportJobSerializer(page.items, many=True).data))
@@ -113,13 +114,13 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("severity", OpenApiTypes.STR, enum=["error", "warning"]),
                                *paging_parameters(("id", "-id"))],
-                   responses=ImportRowErrorSerializer(many=True))
+                   responses=page_serializer(ImportRowErrorSerializer))
     @action(detail=True, methods=["get"])
     def errors(self, request, pk=None):
         job = get_object_or_404(self.get_queryset(), pk=pk)
         qs = ImportRowError.objects.filter(job=job)
         severity = request.query_params.get("severity")
-        if severity:
+        if severity is not None:
             if severity not in ("error", "warning"):
                 raise ValidationError({"severity": [f"'{severity}' is not error or warning."]})
             qs = qs.filter(severity=severity)

@@ -50,6 +50,7 @@ from contacts.querysets import (
     Casefold,
     q_channel_opted_in,
     q_opted_out_of,
+    q_reachable_on,
     q_tagged_all,
     q_tagged_any,
     q_tagged_none,
@@ -129,12 +130,15 @@ FIELDS: dict[str, FieldSpec] = {
     "assignee": FieldSpec("user", CODE_OPS, "assignee_id", nullable=True),
     "tags": FieldSpec("tags", SET_OPS),
     "lists": FieldSpec("lists", SET_OPS),
+    # Channels the contact may be messaged on now (contacts.querysets.q_reachable_on).
+    "reachable_on": FieldSpec("reachable", ("eq", "contains_any", "contains_none")),
 }
 CHANNEL_SPEC = FieldSpec("channel", BOOL_OPS)
 CUSTOM_SPEC = FieldSpec("custom", CUSTOM_OPS)
 KIND_NAMES = {
     "text": "text", "code": "text", "bool": "true/false", "textable": "true | false | \"unknown\"",
     "datetime": "a date-time", "date": "a date", "user": "a user id", "tags": "tags", "lists": "list ids",
+    "reachable": "channels",
     "channel": "true/false (opted in)", "custom": "a custom field",
 }
 # Operators by custom field definition type (CustomField.Type), checked when an org is known.
@@ -429,6 +433,10 @@ def _scalar(cond: Condition, value, region: str, index: int | None = None) -> tu
             return normalize_tag(value), "text"
         except NormalizationError as exc:
             raise bad(str(exc)) from None
+    if kind == "reachable":
+        if value not in Channel.values:
+            raise bad(f"expects a channel ({', '.join(Channel.values)}), got {_show(value)}")
+        return value, "text"
     if kind == "lists":
         if not _is_number(value) or int(value) != value or not 1 <= value < JSON_INT_RANGE:
             raise bad(f"expects list ids (positive whole numbers), got {_show(value)}")
@@ -685,6 +693,9 @@ def _compile_condition(cond: Condition, *, org, now: dt.datetime, custom_keys: d
         return q_in_any_list(org=org)
     if kind == "channel":
         return q_channel_opted_in(cond.key) if value else q_opted_out_of(cond.key)
+    if kind == "reachable":
+        reachable = q_reachable_on([value] if op == "eq" else value)
+        return ~reachable if op == "contains_none" else reachable
     return _compile_custom(cond, custom_keys.get(cond.key, cond.key), now=now)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from contacts.serializers import CONTACT_OUTPUT_FIELDS, ContactSerializer
+from contacts_crm.api.strict import StrictJSONMixin
 
 from .models import ContactList, Segment
 from .rules import RuleError, validate_rules
@@ -23,7 +24,7 @@ class _UniqueNameMixin:
         return value
 
 
-class ContactListSerializer(_UniqueNameMixin, serializers.ModelSerializer):
+class ContactListSerializer(StrictJSONMixin, _UniqueNameMixin, serializers.ModelSerializer):
     member_count = serializers.IntegerField(read_only=True, help_text="How many contacts are in the list.")
 
     class Meta:
@@ -53,7 +54,7 @@ class ListMemberPageSerializer(serializers.Serializer):
     total = serializers.IntegerField(required=False)
 
 
-class ContactIdsInputSerializer(serializers.Serializer):
+class ContactIdsInputSerializer(StrictJSONMixin, serializers.Serializer):
     """Documentation of the body; segments.services checks the ids (and names the bad ones)."""
 
     contact_ids = serializers.ListField(child=serializers.UUIDField(), max_length=MAX_IDS_PER_CALL,
@@ -82,7 +83,7 @@ def check_rules(value, org):
     return value
 
 
-class SegmentSerializer(_UniqueNameMixin, serializers.ModelSerializer):
+class SegmentSerializer(StrictJSONMixin, _UniqueNameMixin, serializers.ModelSerializer):
     rules = serializers.JSONField(help_text=RULES_HELP)
 
     class Meta:
@@ -100,7 +101,7 @@ class SegmentPageSerializer(serializers.Serializer):
     total = serializers.IntegerField(required=False)
 
 
-class PreviewInputSerializer(serializers.Serializer):
+class PreviewInputSerializer(StrictJSONMixin, serializers.Serializer):
     rules = serializers.JSONField(help_text=RULES_HELP)
 
     def validate_rules(self, value):

@@ -6,13 +6,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from contacts.models import Contact
 from contacts.serializers import ContactPageSerializer, ContactSerializer, CountSerializer
 from contacts.services import ServiceError
-from contacts.views import CONTACT_SORTS, OrgViewMixin, api_actor, service_error
+from contacts.views import CONTACT_SORTS, PRIORITY_LIST_PARAM, OrgViewMixin, api_actor, paginate_contacts, service_error
 from contacts_crm.api.pagination import paginate, paging_parameters
+from contacts_crm.api.parsers import BoundedJSONParser as JSONParser  # depth and number bounds
 from contacts_crm.api.permissions import HasOrgScope, request_organization
 
 from . import services
@@ -63,6 +65,7 @@ class ContactListViewSet(_OrgModelViewSet):
     """Static lists of contacts. Deleting a list never deletes its contacts."""
 
     serializer_class = ContactListSerializer
+    parser_classes = [JSONParser]  # JSON, except the member calls (form and multipart too)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
@@ -101,7 +104,7 @@ class ContactListViewSet(_OrgModelViewSet):
     @extend_schema(methods=["POST"], request=ContactIdsInputSerializer, responses=MembersAddedSerializer,
                    description="Adds up to 1000 contacts; ones already in the list are counted, not re-added. "
                    "Unknown ids (or another organization's) are a 400 naming them, and nothing is added.")
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], parser_classes=[JSONParser, FormParser, MultiPartParser])
     def members(self, request, pk=None):
         contact_list = self.contact_list()
         if request.method == "POST":
@@ -109,7 +112,8 @@ class ContactListViewSet(_OrgModelViewSet):
             return Response({"added": added, "already_members": already})
         reject_unknown_params(request)
         qs = (ListMembership.objects.filter(list=contact_list, contact__deleted_at__isnull=True)  # not the trash
-              .select_related("contact").prefetch_related("contact__tags", "contact__preferences"))
+              .select_related("contact").prefetch_related("contact__tags", "contact__preferences",
+                                                          "contact__list_memberships"))
         page = paginate(request, qs, sorts=MEMBER_SORTS)
         contacts = []
         for membership in page.items:
@@ -119,13 +123,18 @@ class ContactListViewSet(_OrgModelViewSet):
 
     @extend_schema(request=ContactIdsInputSerializer, responses=MembersRemovedSerializer,
                    description="Removes up to 1000 contacts from the list (the contacts themselves stay).")
-    @action(detail=True, methods=["post"], url_path="members/remove")
+    @action(detail=True, methods=["post"], url_path="members/remove",
+            parser_classes=[JSONParser, FormParser, MultiPartParser])
     def remove_members(self, request, pk=None):
         removed, absent = self._change(request, self.contact_list(), services.list_remove_members)
         return Response({"removed": removed, "not_members": absent})
 
     def _change(self, request, contact_list, service):
-        ids = request.data.get("contact_ids") if isinstance(request.data, dict) else None
+        data = request.data
+        if hasattr(data, "getlist"):  # a form or multipart body: contact_ids repeated, one id each
+            ids = data.getlist("contact_ids") if "contact_ids" in data else None
+        else:
+            ids = data.get("contact_ids") if isinstance(data, dict) else None
         if ids is None:
             raise ValidationError({"contact_ids": ['Expected {"contact_ids": ["<contact id>", ...]}.']})
         try:
@@ -151,6 +160,7 @@ class SegmentViewSet(_OrgModelViewSet):
 
     serializer_class = SegmentSerializer
     permission_classes = [PreviewScope]
+    parser_classes = [JSONParser]  # rules are nested JSON
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
@@ -169,13 +179,13 @@ class SegmentViewSet(_OrgModelViewSet):
         page = paginate(request, self.get_queryset(), sorts=LIST_SORTS)
         return Response(page.body(SegmentSerializer(page.items, many=True).data))
 
-    @extend_schema(parameters=paging_parameters(CONTACT_SORTS), responses=ContactPageSerializer,
+    @extend_schema(parameters=[*paging_parameters(CONTACT_SORTS), PRIORITY_LIST_PARAM], responses=ContactPageSerializer,
                    description="The contacts matching the segment's rules now, paged like GET /contacts.")
     @action(detail=True, methods=["get"])
     def members(self, request, pk=None):
-        reject_unknown_params(request)
+        reject_unknown_params(request, allowed=(*PAGING_KEYS, "priority_list"))
         qs = self.members_queryset(self.get_object()).with_related()
-        page = paginate(request, qs, sorts=CONTACT_SORTS)
+        page = paginate_contacts(request, qs, org=self.org)
         return Response(page.body(ContactSerializer(page.items, many=True).data))
 
     @extend_schema(responses=CountSerializer, description="How many contacts match the segment now.")

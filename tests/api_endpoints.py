@@ -13,6 +13,14 @@ def _contact(org):
     return {"id": make_contact(org, tags=["vip"]).pk}
 
 
+def _merge_pair(org):
+    return {"id": make_contact(org).pk, "other": make_contact(org).pk}
+
+
+def _tag(org):
+    return {"id": make_contact(org, tags=["vip"]).tags.get().pk}
+
+
 def _custom_field(org):
     from contacts.models import CustomField
 
@@ -29,6 +37,13 @@ register(
     Endpoint("GET", "/api/v1/contacts/opt-outs", write=False),
     Endpoint("GET", "/api/v1/contacts/by-phone/%2B19195550111", write=False,
              make=lambda org: make_contact(org, phone="+19195550111") and {}),
+    Endpoint("PATCH", "/api/v1/contacts/by-phone/%2B19195550112", write=True,
+             make=lambda org: make_contact(org, phone="+19195550112") and {}, body={"first_name": "Ann"}),
+    Endpoint("DELETE", "/api/v1/contacts/by-phone/(919) 555-0113", write=True,
+             make=lambda org: make_contact(org, phone="+19195550113") and {}),
+    Endpoint("POST", "/api/v1/contacts/verify", write=False, body={"phone": "+19195550114"}),
+    Endpoint("GET", "/api/v1/contacts/opt-outs?search=ann", write=False),
+    Endpoint("POST", "/api/v1/contacts/opt-out", write=True, body={"email": "out@example.com"}),
     Endpoint("GET", "/api/v1/contacts/{id}", write=False, make=_contact),
     Endpoint("PATCH", "/api/v1/contacts/{id}", write=True, make=_contact, body={"first_name": "Ann"}),
     Endpoint("PUT", "/api/v1/contacts/{id}", write=True, make=_contact, body={"email": "put@example.com"}),
@@ -36,9 +51,16 @@ register(
     Endpoint("POST", "/api/v1/contacts/{id}/tags", write=True, make=_contact, body={"tags": ["new"]}),
     Endpoint("DELETE", "/api/v1/contacts/{id}/tags/vip", write=True, make=_contact),
     Endpoint("PUT", "/api/v1/contacts/{id}/preferences", write=True, make=_contact, body={"sms": False}),
+    Endpoint("POST", "/api/v1/contacts/{id}/merge", write=True, make=_merge_pair,
+             body=lambda v: {"contact_ids": [str(v["other"])]}),
     Endpoint("GET", "/api/v1/contacts/{id}/activity", write=False, make=_contact),
     Endpoint("POST", "/api/v1/contacts/{id}/activity", write=True, make=_contact,
              body={"kind": "message_sent", "data": {"body": "hi"}}),
+    Endpoint("GET", "/api/v1/tags", write=False),
+    Endpoint("POST", "/api/v1/tags", write=True, body={"name": "gold"}),
+    Endpoint("GET", "/api/v1/tags/{id}", write=False, make=_tag),
+    Endpoint("PATCH", "/api/v1/tags/{id}", write=True, make=_tag, body={"name": "Gold"}),
+    Endpoint("DELETE", "/api/v1/tags/{id}", write=True, make=_tag),
     Endpoint("GET", "/api/v1/custom-fields", write=False),
     Endpoint("POST", "/api/v1/custom-fields", write=True, body={"key": "tier", "type": "text"}),
     Endpoint("GET", "/api/v1/custom-fields/{id}", write=False, make=_custom_field),

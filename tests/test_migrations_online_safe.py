@@ -31,6 +31,7 @@ REVIEWED = {
                                           "constant default (metadata only), the backfill runs in 5,000-row "
                                           "transactions, the trigram index is built and the old ones dropped "
                                           "CONCURRENTLY; ~8 min on 1M contacts, then VACUUM the table",
+    ("contacts", "0007_sort_collation"): "CREATE COLLATION (ICU) on PostgreSQL: no table touched",
     ("contacts", "0006_consent_trash_suppression_ledger"): "NOT online-safe: plain CREATE INDEX of the live-only "
                                                            "partial indexes on the contacts table (~1-2 min on 1M, "
                                                            "writes blocked meanwhile) and foreign-key index "

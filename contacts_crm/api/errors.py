@@ -6,7 +6,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -119,7 +119,9 @@ def api_exception_handler(exc, context):
         exc = ServiceUnavailable()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes.")
-    elif isinstance(exc, SuspiciousOperation):  # a form body with too many fields or files
+    elif isinstance(exc, TooManyFieldsSent):  # a form body with too many fields (was a 500)
+        exc = exceptions.ParseError(f"Too many form fields (at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}).")
+    elif isinstance(exc, SuspiciousOperation):  # a form body with too many files, a malformed one
         exc = exceptions.ParseError(str(exc) or "Malformed request.")
     response = exception_handler(exc, context)
     if response is None:

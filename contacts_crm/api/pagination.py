@@ -21,8 +21,8 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 
 DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-MAX_OFFSET = 1_000_000_000  # far past any real page, well inside a bigint (a larger OFFSET is a 500)
+MAX_LIMIT = 1000  # Qlara pages up to 1000 (issue 11)
+MAX_OFFSET = 10_000_000  # far past any real page, well inside a bigint (a larger OFFSET is a 500); deeper: cursor
 
 
 @dataclass
@@ -48,11 +48,11 @@ def _whole_number(name: str, raw: str, low: int, high: int) -> int:
     text = raw.strip()
     if not (text.isascii() and text.isdecimal()) or len(text) > 18:
         if text.isascii() and text.isdecimal():
-            _bad(name, f"{name} must be between {low} and {high:,}.")
+            _bad(name, f"{name} must be between {low} and {high}.")
         _bad(name, f"'{raw}' is not a whole number.")
     value = int(text)
     if not low <= value <= high:
-        _bad(name, f"{name} must be between {low} and {high:,} (got {value}).")
+        _bad(name, f"{name} must be between {low} and {high} (got {value}).")
     return value
 
 
@@ -166,3 +166,106 @@ def paging_parameters(sorts=("id",)) -> list[OpenApiParameter]:
         OpenApiParameter("include_total", {"type": "string", "enum": ["true", "false", "1", "0"]},
                          description="true: add the total count (one COUNT query). Empty is a 400."),
     ]
+
+
+# --- many-key sorts (issue 11: sort=name, priority_list) --------------------------------------
+@dataclass(frozen=True)
+class SortKey:
+    """One key of a sort: an annotation `alias` computed by `expression` (or a model field when
+    `expression` is None); `kind` says how its cursor value reads back (text | datetime | bool)."""
+
+    alias: str
+    expression: object = None
+    kind: str = "text"
+
+
+def _read_value(key: SortKey, raw):
+    if key.kind == "datetime":
+        value = parse_datetime(raw) if isinstance(raw, str) else None
+        if value is None:
+            raise ValueError
+        return value
+    if key.kind == "bool":
+        if not isinstance(raw, bool):
+            raise ValueError
+        return raw
+    if not isinstance(raw, str):
+        raise ValueError
+    return raw
+
+
+def _after(keys, values, desc_flags, pk, id_field) -> Q:
+    """Rows after (values…, pk) in the lexicographic order of the keys, then id."""
+    q = Q(**{f"{id_field}__{'lt' if desc_flags[-1] else 'gt'}": pk})
+    # Keys are never NULL (the databases disagree on where NULL sorts): text keys are "" when empty.
+    for key, value, desc in reversed(list(zip(keys, values, desc_flags[:-1], strict=True))):
+        q = Q(**{f"{key.alias}__{'lt' if desc else 'gt'}": value}) | (Q(**{key.alias: value}) & q)
+    return q
+
+
+def paginate_keys(request, queryset, *, sorts: dict, default_sort: str, leading: tuple = (), id_field="id",
+                  cursor_scope: str = "") -> Page:
+    """One page of `queryset` in a sort of several keys: `sorts` maps a sort name ("name",
+    "-updated_at") to its SortKeys, all ascending or all descending with the name's sign; `leading`
+    keys (descending: True first — a priority list's members) come before them. The cursor holds
+    every key's value and the id, so a walk never repeats or skips a row, whatever the sort; it is
+    bound to the sort and to `cursor_scope` (the priority list). Queries: one, plus a COUNT with
+    include_total=true."""
+    params = request.query_params
+    limit = parse_limit(params)
+    sort = params.get("sort", default_sort)
+    if sort not in sorts:
+        _bad("sort", f"'{sort}' is not a sort; use one of: {', '.join(sorts)}.")
+    cursor, offset = params.get("cursor"), params.get("offset")
+    if cursor == "":
+        _bad("cursor", "An empty cursor: leave the parameter out for the first page.")
+    if cursor and offset:
+        _bad("offset", "Use either cursor or offset, not both.")
+    total = queryset.count() if parse_bool_param(params, "include_total") else None
+
+    desc = sort.startswith("-")
+    keys = [*leading, *sorts[sort]]
+    desc_flags = [True] * len(leading) + [desc] * len(sorts[sort]) + [desc]
+    annotations = {k.alias: k.expression for k in keys if k.expression is not None}
+    qs = queryset.annotate(**annotations) if annotations else queryset
+    order = [f"-{k.alias}" if d else k.alias for k, d in zip(keys, desc_flags, strict=False)]
+    qs = qs.order_by(*order, f"-{id_field}" if desc else id_field)
+
+    if cursor:
+        data = decode_cursor(cursor)
+        if data["s"] != sort or data.get("p", "") != cursor_scope:
+            _bad("cursor", f"This cursor was made for sort={data['s']}; keep the same sort (and priority_list) "
+                 "while paging.")
+        try:
+            raw = data["v"]
+            if not isinstance(raw, list) or len(raw) != len(keys):
+                raise ValueError
+            values = [_read_value(k, v) for k, v in zip(keys, raw, strict=True)]
+            pk = queryset.model._meta.get_field(id_field).to_python(data["id"])
+        except (ValueError, TypeError, Exception):
+            _bad("cursor", "Malformed cursor: pass back the next_cursor of a previous page unchanged.")
+        qs = qs.filter(_after(keys, values, desc_flags, pk, id_field))
+        items = list(qs[: limit + 1])
+    elif offset is not None:
+        try:
+            start = int(offset)
+            if start < 0:
+                raise ValueError
+        except ValueError:
+            _bad("offset", f"'{offset}' is not a whole number ≥ 0.")
+        if start > MAX_OFFSET:
+            _bad("offset", f"offset is at most {MAX_OFFSET}; page deeper with cursor.")
+        items = list(qs[start : start + limit + 1])
+    else:
+        items = list(qs[: limit + 1])
+
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        last = items[-1]
+        values = [getattr(last, k.alias) for k in keys]
+        values = [v.isoformat() if hasattr(v, "isoformat") else (bool(v) if k.kind == "bool" else v)
+                  for k, v in zip(keys, values, strict=True)]
+        raw = json.dumps({"s": sort, "v": values, "id": str(getattr(last, id_field)), "p": cursor_scope})
+        next_cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return Page(items=items, next_cursor=next_cursor, total=total)

@@ -18,6 +18,7 @@ def _custom_field(org):
 
 register(
     AdminModel("contacts", "contact", lambda org: make_contact(org, tags=["vip"]), action="opt_out"),
+    AdminModel("contacts", "contact", lambda org: make_contact(org, tags=["vip"]), action="merge_contacts"),
     AdminModel("contacts", "tag", _tag),
     AdminModel("contacts", "customfield", _custom_field),
 )

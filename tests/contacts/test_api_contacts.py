@@ -147,12 +147,16 @@ def test_patch_leaves_omitted_fields_alone_and_records_the_changes(api, acme):
     assert event.data == {"changes": {"city": ["Durham", "Raleigh"]}}
 
 
-def test_put_clears_omitted_fields_but_keeps_consent(api, acme):
-    contact = make_contact(acme, email="a@example.com", first_name="Ann", tags=["t"], opted_out=True)
-    body = api.put(f"{URL}/{contact.pk}", {"email": "a@example.com", "last_name": "Lee"}, format="json").json()
-    assert body["first_name"] == "" and body["last_name"] == "Lee" and body["tags"] == []
-    assert body["phone"] is None
+def test_put_updates_only_the_fields_given_like_patch(api, acme):
+    contact = make_contact(acme, email="a@example.com", first_name="Ann", tags=["t"], opted_out=True,
+                           custom_fields={"plan": "gold", "seats": 3})
+    body = api.put(f"{URL}/{contact.pk}", {"last_name": "Lee", "custom_fields": {"seats": 4}}, format="json").json()
+    assert body["first_name"] == "Ann" and body["last_name"] == "Lee" and body["tags"] == ["t"]
+    assert body["custom_fields"] == {"plan": "gold", "seats": 4}
     assert body["opted_out"] is True
+    body = api.put(f"{URL}/{contact.pk}?overwrite=true", {"tags": ["u"], "custom_fields": {"seats": 5}},
+                   format="json").json()
+    assert body["tags"] == ["u"] and body["custom_fields"] == {"seats": 5} and body["first_name"] == "Ann"
 
 
 def test_changing_the_phone_to_another_contacts_phone_is_a_409(api, acme):

@@ -93,12 +93,12 @@ def test_each_filter_returns_exactly_the_matching_contacts(api, people, query, e
         ("country=Narnia", "country"),
         ("phone=12", "phone"),
         ("created_after=yesterday", "created_after"),
-        ("limit=201", "limit"),
+        ("limit=1001", "limit"),
         ("limit=0", "limit"),
         ("limit=ten", "limit"),
         ("cursor=garbage!!", "cursor"),
         ("cursor=eyJzIjoiLXVwZGF0ZWRfYXQiLCJ2Ijoibm9wZSIsImlkIjoiMSJ9", "cursor"),
-        ("sort=name", "sort"),
+        ("sort=nom", "sort"),
         ("offset=-1", "offset"),
         ("tag=vip", "tag"),
     ],
@@ -182,11 +182,11 @@ def test_the_list_costs_a_constant_number_of_queries(api, acme, django_assert_nu
     for i in range(30):
         make_contact(acme, tags=[f"t{i % 3}"], preferences={"sms": False})
     api.get(URL)  # the key's last_used_at is written once a minute: get it out of the way
-    # key lookup + page + tags prefetch + preferences prefetch, whatever the page size
-    with django_assert_num_queries(4):
+    # key lookup + page + tags prefetch + preferences + list memberships prefetches, whatever the page size
+    with django_assert_num_queries(5):
         assert len(api.get(f"{URL}?limit=30").json()["results"]) == 30
     tag_ids = 1 if connection.vendor == "postgresql" else 0  # PostgreSQL reads the tag ids once
-    with django_assert_num_queries(4 + tag_ids):
+    with django_assert_num_queries(5 + tag_ids):
         assert len(api.get(f"{URL}?limit=5&tags=t1,t2&search=person").json()["results"]) == 5
 
 

@@ -143,7 +143,7 @@ def test_a_twilio_line_type_error_or_invalid_number_is_reported():
 
 # --- Twilio: against the stub server ----------------------------------------------------------------
 def test_twilio_lookups_use_basic_auth_and_the_documented_url(twilio):
-    assert TwilioProvider().lookup(LANDLINE) == LookupResult(False, line_type="landline")
+    assert TwilioProvider().lookup(LANDLINE) == LookupResult(False, line_type="landline", carrier="Carrier")
     request = twilio.requests[-1]
     assert request["number"] == LANDLINE
     assert request["query"] == "Fields=line_type_intelligence"
@@ -151,7 +151,7 @@ def test_twilio_lookups_use_basic_auth_and_the_documented_url(twilio):
 
 
 def test_twilio_errors_are_retried_with_backoff_then_give_up_as_unknown(twilio):
-    assert TwilioProvider().lookup(FLAKY) == LookupResult(True, line_type="mobile")
+    assert TwilioProvider().lookup(FLAKY) == LookupResult(True, line_type="mobile", carrier="Carrier")
     assert [r["number"] for r in twilio.requests].count(FLAKY) == 3
     result = TwilioProvider().lookup(BROKEN)
     assert result.textable is None and result.error.startswith("gave up after 4 attempts: HTTP 500: Internal error")

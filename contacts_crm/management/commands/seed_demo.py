@@ -33,6 +33,10 @@ class Command(BaseCommand):
                 + ("(password from DEMO_PASSWORD)" if password else
                    "(password shown on the first run; set DEMO_PASSWORD=... to reset it)")
             )
+            self.stdout.write(
+                "API key: shown once, on the first run. A new one: admin → API keys → Add, or\n"
+                f"  .venv/bin/python manage.py create_api_key --org {DEMO_SLUG} --scope write --name me"
+            )
             return
         password = password or secrets.token_urlsafe(12)
         with transaction.atomic():
