@@ -162,6 +162,14 @@ def keep_aside(values: dict, name: str, value, issues: list, *, primary=None) ->
     return True
 
 
+def _keep_all_aside(values: dict, name: str, items, issues: list) -> None:
+    """keep_aside for each of a row's secondary phones (or emails), next to the row's primary
+    (`values` holds the row's phone and email already: SIMPLE_FIELDS lists them first)."""
+    primary = values.get("phone" if name == "secondary_phones" else "email")
+    for item in items:
+        keep_aside(values, name, item, issues, primary=primary)
+
+
 def merge_custom_fields(current: dict, given: dict, *, overwrite: bool = False) -> dict:
     """The custom fields after a write: given values win, None deletes a key (`overwrite`
     replaces them all). Raises LimitExceeded over MAX_CUSTOM_FIELDS."""
@@ -350,9 +358,7 @@ class _Batch:
         issues: list = []
         for name, value in row.items():
             if name in SECONDARY_OF.values():
-                primary = row.get("phone" if name == "secondary_phones" else "email")
-                for item in value:
-                    keep_aside(values, name, item, issues, primary=primary)
+                _keep_all_aside(values, name, value, issues)
             else:
                 values[name] = value
         for issue in issues:
@@ -418,9 +424,7 @@ class _Batch:
                     # an email flip the phone on every import of the same file.
                     keep_aside(values, SECONDARY_OF[name], value, issues, primary=values[name])
             elif name in SECONDARY_OF.values():
-                primary = values.get("phone" if name == "secondary_phones" else "email")
-                for item in value:
-                    keep_aside(values, name, item, issues, primary=primary)
+                _keep_all_aside(values, name, value, issues)
             else:
                 values[name] = value
         for issue in issues:
