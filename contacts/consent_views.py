@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from contacts_crm.api.pagination import paginate, paging_parameters
 from contacts_crm.api.permissions import HasOrgScope, request_organization
+from contacts_crm.api.schema import page_serializer
 
 from . import consent, trash
 from .models import Channel, ConsentRecord, Contact, ContactTombstone, Suppression
@@ -65,6 +66,32 @@ class ReadOrWriteScope(HasOrgScope):
         return super().has_permission(request, view)
 
 
+class DeletedEntrySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    deleted_at = serializers.DateTimeField(allow_null=True)
+    purged_at = serializers.DateTimeField(allow_null=True)
+    purged = serializers.BooleanField()
+
+
+class ConsentRecordSerializer(serializers.Serializer):
+    """One ledger row (contacts.trash.consent_record_json): channel, opted_in, source, actor, time,
+    evidence."""
+
+    id = serializers.IntegerField()
+    channel = serializers.CharField(allow_null=True, help_text="null: the global do-not-contact flag.")
+    opted_in = serializers.BooleanField()
+    source = serializers.CharField()
+    actor = serializers.CharField()
+    evidence = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class GdprExportSerializer(serializers.Serializer):
+    """The contact (its representation plus `deleted_at`) and everything held about it."""
+
+    contact = serializers.DictField()
+
+
 class ContactTrashViewSet(OrgViewMixin, viewsets.GenericViewSet):
     """The trash, the deleted feed, the consent ledger and GDPR export/erase of a contact."""
 
@@ -93,6 +120,7 @@ class ContactTrashViewSet(OrgViewMixin, viewsets.GenericViewSet):
     @extend_schema(
         parameters=[OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO time; default: all."),
                     *paging_parameters(("changed_at",))],
+        responses=page_serializer(DeletedEntrySerializer),
         description="Contacts trashed or purged since `since`, oldest change first: "
         "`{id, deleted_at, purged_at, purged}`. Purged ids are kept for good (tombstones).",
     )
@@ -127,7 +155,7 @@ class ContactTrashViewSet(OrgViewMixin, viewsets.GenericViewSet):
             trash.contact_restore(contact=contact, actor=api_actor(request))
         return Response(ContactSerializer(Contact.objects.with_related().get(pk=contact.pk)).data)
 
-    @extend_schema(parameters=paging_parameters(LEDGER_SORTS),
+    @extend_schema(parameters=paging_parameters(LEDGER_SORTS), responses=page_serializer(ConsentRecordSerializer),
                    description="The consent ledger of the contact (live or trashed), newest first.")
     @action(detail=True, methods=["get"])
     def consent(self, request, pk=None):
@@ -137,7 +165,8 @@ class ContactTrashViewSet(OrgViewMixin, viewsets.GenericViewSet):
         page = paginate(request, qs, sorts=LEDGER_SORTS)
         return Response(page.body([trash.consent_record_json(r) for r in page.items]))
 
-    @extend_schema(description="One JSON document: the contact, tags, lists, preferences, consent ledger, timeline.")
+    @extend_schema(responses=GdprExportSerializer,
+                   description="One JSON document: the contact, tags, lists, preferences, consent ledger, timeline.")
     @action(detail=True, methods=["get"], url_path="gdpr-export")
     def gdpr_export(self, request, pk=None):
         contact = get_object_or_404(self.get_queryset().with_related(), pk=pk)
@@ -180,6 +209,7 @@ class SuppressionViewSet(OrgViewMixin, viewsets.GenericViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("active", OpenApiTypes.BOOL, description="Only active (or lifted)."),
                                *paging_parameters(SUPPRESSION_SORTS)],
+                   responses=page_serializer(SuppressionSerializer),
                    description="Entries: kind, scope, since, source (never the hashed value).")
     def list(self, request):
         _reject_unknown(request, ("active",))

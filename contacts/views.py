@@ -602,7 +602,7 @@ class TagViewSet(OrgViewMixin, viewsets.GenericViewSet):
 
     serializer_class = TagSerializer
     parser_classes = [JSONParser]
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[0-9]{1,18}"  # ASCII: \d also matches "٣"
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization

@@ -127,7 +127,7 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
         page = paginate(request, qs, sorts=("id", "-id"))
         return Response(page.body(ImportRowErrorSerializer(page.items, many=True).data))
 
-    @extend_schema(parameters=paging_parameters(("id", "-id")), responses=ImportChangeSerializer(many=True),
+    @extend_schema(parameters=paging_parameters(("id", "-id")), responses=page_serializer(ImportChangeSerializer),
                    description="What the import did to each contact it wrote: `before` and `after` hold the "
                    "changed fields' values (empty for a created contact), `tags_added` the tags it added.")
     @action(detail=True, methods=["get"])

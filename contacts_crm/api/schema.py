@@ -93,13 +93,17 @@ class ApiAutoSchema(AutoSchema):
         return responses
 
 
+# The id patterns of the integer-keyed viewsets (ASCII digits: `\d` also matches "٣").
+INTEGER_ID_PATTERNS = {r"^\d+$", r"^[0-9]{1,18}$"}
+
+
 def integer_ids(result, generator, request, public):
     """A `\\d+` path parameter is an integer id (spectacular describes it as a patterned string)."""
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             for param in operation.get("parameters", []) if isinstance(operation, dict) else []:
-                if param.get("in") == "path" and param.get("schema", {}).get("pattern") == r"^\d+$":
-                    param["schema"] = {"type": "integer", "minimum": 0}
+                if param.get("in") == "path" and param.get("schema", {}).get("pattern") in INTEGER_ID_PATTERNS:
+                    param["schema"] = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
     return result
 
 
