@@ -129,6 +129,8 @@ class ContactTrashViewSet(OrgViewMixin, viewsets.GenericViewSet):
         _reject_unknown(request, ("since",))
         qs = ContactTombstone.objects.for_org(self.org)
         since = request.query_params.get("since")
+        if since == "":
+            raise ValidationError({"since": ["since is empty: give an ISO time, or leave the parameter out."]})
         if since:
             try:
                 parsed = parse_datetime(since.replace(" ", "+"))

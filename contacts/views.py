@@ -282,7 +282,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     @extend_schema(parameters=[OpenApiParameter("permanent", OpenApiTypes.BOOL,
                                                 description="Delete for good at once (else: the trash).")])
     def destroy(self, request, pk=None):
-        if request.query_params.get("permanent", "").lower() in {"1", "true"}:  # consent: contacts.trash
+        if parse_bool_param(request.query_params, "permanent"):  # consent: contacts.trash
             from .trash import contact_purge
 
             with transaction.atomic():

@@ -371,3 +371,11 @@ def test_a_read_key_cannot_restore_erase_or_purge(read_api, acme, bob_opted_out)
     assert read_api.post(f"{URL}/{bob_opted_out.pk}/erase").status_code == 403
     assert read_api.delete(f"{URL}/{bob_opted_out.pk}?permanent=true").status_code == 403
     assert Contact.objects.get(pk=bob_opted_out.pk).deleted_at is not None
+
+
+def test_a_malformed_permanent_or_an_empty_since_is_a_400_not_a_guess(api, acme):
+    """Found by schemathesis: `?permanent=null` trashed the contact, `?since=` listed everything."""
+    contact = make_contact(acme, phone=PHONE)
+    assert api.delete(f"{URL}/{contact.pk}?permanent=null").status_code == 400
+    assert Contact.objects.for_org(acme).filter(pk=contact.pk).exists()
+    assert api.get(f"{URL}/deleted?since=").status_code == 400
