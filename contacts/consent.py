@@ -5,7 +5,7 @@
   importer set-based (`consent_record_bulk`).
 - The **suppression list** (`Suppression`) holds keyed hashes of the phones and emails of purged or
   erased contacts who had opted out; a contact created later with one of them starts opted out
-  (`suppression_apply_on_create`, `suppressions_apply_bulk`).
+  (the write engine looks them up per batch, `suppressions_apply_bulk` writes what follows).
 - **Keywords** (`inbound_message`): STOP/START/HELP… from an inbound message, for POST /inbound and
   for POST /contacts/{id}/activity with kind message_received.
 
@@ -120,20 +120,6 @@ def consent_records_detach(*, contact_ids, hashes_by_contact: dict) -> int:
     return len(records)
 
 
-def without_opt_ins(data: dict) -> dict:
-    """The data of a create that merges into (or restores) an existing contact, minus any opt-in:
-    `opted_out: false` and `preferences: {channel: true}` come from whoever sends the record, not
-    from the person, so a merge may opt out but never back in (design §0)."""
-    if data.get("opted_out") is False or any(v for v in (data.get("preferences") or {}).values()):
-        data = dict(data)
-        if data.get("opted_out") is False:
-            del data["opted_out"]
-        if data.get("preferences"):
-            data["preferences"] = {ch: v for ch, v in data["preferences"].items() if not v}
-    return data
-
-
-# --- suppression list ----------------------------------------------------------------------------
 def contact_opt_out_scope(contact: Contact) -> str | list[str] | None:
     """What the contact is opted out of now: "all", [channels] or None. One query."""
     if contact.opted_out:
@@ -225,31 +211,9 @@ def suppression_actor(actor):
     return dataclasses.replace(actor, source=ConsentSource.SUPPRESSION)
 
 
-def suppression_apply_on_create(*, contact: Contact, actor) -> str | list[str] | None:
-    """Called by contact_create right after the INSERT: a suppressed phone or email makes the new
-    contact start opted out (globally or on the entry's channels), with a `suppressed` event.
-    Returns the scope applied, or None. One query when nothing is suppressed."""
-    from .services import _set_global_opt_out, contact_set_preferences, record_event
-
-    scope = suppression_scope(org=contact.organization_id, phone=contact.phone, email=contact.email)
-    if scope is None:
-        return None
-    now = timezone.now()
-    as_suppression = suppression_actor(actor)
-    record_event(contact, ContactEvent.Kind.SUPPRESSED, as_suppression,
-                 {"scope": scope, "message": "This phone or email is on the suppression list: opted out."}, at=now)
-    if scope == "all":
-        if _set_global_opt_out(contact, True, as_suppression, now):
-            contact.save(update_fields=["opted_out", "opted_out_at", "opt_out_source"])
-    else:
-        contact_set_preferences(contact=contact, preferences=dict.fromkeys(scope, False), actor=as_suppression,
-                                touch=False)
-    return scope
-
-
 def suppressions_apply_bulk(*, org_id, items, at, actor_user_id=None, actor_api_key_id=None,
                             actor_label="") -> None:
-    """The importer's counterpart of suppression_apply_on_create, for contacts just inserted.
+    """Suppression on create, for contacts the write engine (contacts.upsert) just inserted.
 
     `items`: [(contact_id, scope)]. A scope "all" must already be on the rows (opted_out with
     source "suppression", set before the INSERT); channel scopes become preference rows here. Writes

@@ -6,37 +6,13 @@ updates by itself until the counters and the error report link show.
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
 from contacts.models import Contact
 from imports.models import ImportJob
 
+from ..browser import BROWSER_MARKS  # the `page` fixture comes from tests/conftest.py
 from .helpers import drain_queue
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)"),
-]
-
-
-@pytest.fixture
-def page(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # still synchronous, which Django cannot tell without this switch.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync"])
-        context = browser.new_context()
-        yield context.new_page()
-        browser.close()
+pytestmark = BROWSER_MARKS
 
 
 def test_a_staff_member_imports_a_file_and_watches_it_finish(page, live_server, alice, tmp_path, settings):
