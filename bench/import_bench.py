@@ -382,8 +382,11 @@ def _rss(proc) -> tuple[int, int]:
     return max(sizes, default=0), sum(sizes)
 
 
-def run_on_worker(job, *, timeout: float) -> dict:
-    """Enqueue run_import on `default`, run one `rqworker --burst`, watch it. Returns timings and RSS."""
+def run_on_worker(job, *, timeout: float, workers: int = 1) -> dict:
+    """Enqueue run_import on `default`, run `workers` RQ workers, watch them. Returns timings and
+    RSS. One worker runs in burst mode; with more, they serve the queue until the job ends (a
+    burst worker started beside the first would find the queue empty and quit before the job
+    offers its partitions)."""
     import psutil
 
     from contacts_crm.jobs import enqueue
@@ -397,34 +400,46 @@ def run_on_worker(job, *, timeout: float) -> dict:
     # /usr/bin/time's "%M" is the largest ru_maxrss among the worker and the work horses it
     # reaped: exact, unlike polling. (Not wait4 from this process: on Linux a child's ru_maxrss
     # includes the RSS of the copy of its parent it was forked from, i.e. this benchmark's.)
-    rss_file = OUT / f"worker_{job.pk}.maxrss"
-    command = [sys.executable, "manage.py", "rqworker", "--burst", "default"]
-    if Path("/usr/bin/time").exists():
-        command = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *command]
+    rss_files = [OUT / f"worker_{job.pk}_{n}.maxrss" for n in range(workers)]
+    command = [sys.executable, "manage.py", "rqworker", *(["--burst"] if workers == 1 else []), "default"]
     started, launched = time.perf_counter(), datetime.now(UTC)
-    proc = subprocess.Popen(command, cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    watched = psutil.Process(proc.pid)
+    procs = []
+    for rss_file in rss_files:
+        timed = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *command] if Path("/usr/bin/time").exists() \
+            else command
+        procs.append(subprocess.Popen(timed, cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+    watched = [psutil.Process(proc.pid) for proc in procs]
     process_peak = tree_peak = 0
     phase_at, last_db = {}, 0.0
     stopped = False
-    while proc.poll() is None:
-        largest, tree = _rss(watched)
-        process_peak, tree_peak = max(process_peak, largest), max(tree_peak, tree)
+    finished = False
+    while any(proc.poll() is None for proc in procs):
+        for one in watched:
+            try:
+                largest, tree = _rss(one)
+            except psutil.NoSuchProcess:
+                continue
+            process_peak, tree_peak = max(process_peak, largest), max(tree_peak, tree)
         now = time.perf_counter()
-        if now - last_db > 0.5:
+        if now - last_db > 0.5 or workers > 1:
             last_db = now
-            phase = ImportJob.objects.filter(pk=job.pk).values_list("phase", flat=True).first()
+            phase, status = ImportJob.objects.filter(pk=job.pk).values_list("phase", "status").first()
             phase_at.setdefault(phase, now - started)
+            if workers > 1 and status in (ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED) and not finished:
+                finished = True
+                for proc in procs:
+                    os.killpg(proc.pid, 15)  # warm shutdown: the job is over
         if now - started > timeout and not stopped:
             print(f"  stopping the worker after {timeout:.0f} s", flush=True)
-            os.killpg(proc.pid, 15)
+            for proc in procs:
+                os.killpg(proc.pid, 15)
             stopped = True
-        time.sleep(0.1)
+        time.sleep(0.1 if workers == 1 else 0.05)
     wall = time.perf_counter() - started
     log.close()
     try:
-        peak = int(rss_file.read_text().split()[-1]) * 1024
+        peak = max(int(rss_file.read_text().split()[-1]) * 1024 for rss_file in rss_files)
     except (OSError, ValueError, IndexError):
         peak = process_peak
     job.refresh_from_db()
@@ -433,8 +448,10 @@ def run_on_worker(job, *, timeout: float) -> dict:
     startup = (job.started_at - launched).total_seconds() if job.started_at else None
     writing_from = phase_at.get(ImportJob.Phase.WRITING)
     reading = writing_from - startup if writing_from and startup is not None else None
+    if workers > 1 and job.finished_at:  # the workers' shutdown is not the import's time
+        wall = (job.finished_at - launched).total_seconds()
     return {
-        "wall_seconds": wall, "job_seconds": own, "stopped": stopped, "startup_seconds": startup,
+        "workers": workers, "wall_seconds": wall, "job_seconds": own, "stopped": stopped, "startup_seconds": startup,
         "reading_seconds": reading, "writing_seconds": own - reading if reading and own else None,
         "peak_rss_mb": peak / 2**20, "polled_peak_rss_mb": process_peak / 2**20,
         "tree_peak_rss_mb": tree_peak / 2**20,
@@ -454,10 +471,10 @@ def db_state(org) -> dict:
     }
 
 
-def import_case(case: str, label: str, path: Path, org, *, rows: int, timeout: float) -> dict:
+def import_case(case: str, label: str, path: Path, org, *, rows: int, timeout: float, workers: int = 1) -> dict:
     print(f"- {label}", flush=True)
     job, create_seconds = create_job(path, org)
-    result = run_on_worker(job, timeout=timeout)
+    result = run_on_worker(job, timeout=timeout, workers=workers)
     seconds = result["wall_seconds"]
     out = {"case": case, "label": label, "rows": rows, "seconds": seconds, "rows_per_s": rows / seconds,
            "create_seconds": create_seconds, "job_id": job.pk, **result, **db_state(org)}
@@ -469,24 +486,26 @@ def import_case(case: str, label: str, path: Path, org, *, rows: int, timeout: f
 # Profile (in-process, no worker)
 # ---------------------------------------------------------------------------------------------
 def profile_csv(path: Path) -> None:
-    """pyinstrument over run_import for the CSV, in this process; writes bench/out/import_profile.*."""
+    """pyinstrument over run_import for the CSV, in this process, fresh and then again (every
+    contact unchanged); writes bench/out/import_profile[_again].txt / .html."""
     from pyinstrument import Profiler
 
     from imports.pipeline import run_import
 
     org = make_org("profile")
-    job, _ = create_job(path, org)
-    profiler = Profiler(interval=0.002)
-    started = time.perf_counter()
-    profiler.start()
-    run_import(job.pk)
-    profiler.stop()
-    seconds = time.perf_counter() - started
-    (OUT / "import_profile.txt").write_text(profiler.output_text(unicode=True, show_all=False))
-    (OUT / "import_profile.html").write_text(profiler.output_html())
-    job.refresh_from_db()
-    print(f"profiled run_import: {seconds:.1f} s, status {job.status}, created {job.created}; "
-          f"see bench/out/import_profile.txt / .html")
+    for suffix in ("", "_again"):
+        job, _ = create_job(path, org)
+        profiler = Profiler(interval=0.002)
+        started = time.perf_counter()
+        profiler.start()
+        run_import(job.pk)
+        profiler.stop()
+        seconds = time.perf_counter() - started
+        (OUT / f"import_profile{suffix}.txt").write_text(profiler.output_text(unicode=True, show_all=False))
+        (OUT / f"import_profile{suffix}.html").write_text(profiler.output_html())
+        job.refresh_from_db()
+        print(f"profiled run_import{suffix}: {seconds:.1f} s, status {job.status}, created {job.created}, "
+              f"unchanged {job.unchanged}; see bench/out/import_profile{suffix}.txt / .html")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,6 +585,8 @@ def main(argv=None) -> None:
     for name in ("copy", "die", "csv", "csv-again", "xlsx", "vcf"):
         parser.add_argument(f"--skip-{name}", action="store_true")
     parser.add_argument("--no-readme", action="store_true", help="do not write bench/README.md")
+    parser.add_argument("--two-workers", action="store_true",
+                        help="also import the CSV fresh into another organization with two workers")
     args = parser.parse_args(argv)
 
     OUT.mkdir(exist_ok=True)
@@ -602,6 +623,9 @@ def main(argv=None) -> None:
         if not args.skip_csv_again:
             results.append(import_case("csv_again", "CSV again (all unchanged)", csv_path, csv_org,
                                        rows=csv_stats["rows"], timeout=args.timeout))
+    if args.two_workers:
+        results.append(import_case("csv_2w", "CSV, fresh, two workers", csv_path, make_org("csv2w"),
+                                   rows=csv_stats["rows"], timeout=args.timeout, workers=2))
     if "xlsx" in files:
         path, stats = files["xlsx"]
         results.append(import_case("xlsx", "XLSX, fresh", path, make_org("xlsx"), rows=stats["rows"],

@@ -157,6 +157,9 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 TRASH_RETENTION_DAYS = int(os.environ.get("TRASH_RETENTION_DAYS", 30))
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", 512 * 1024 * 1024))
 IMPORT_CHUNK_GROUPS = int(os.environ.get("IMPORT_CHUNK_GROUPS", 2000))  # contacts per write transaction
+# An import's writing phase is split into up to this many partitions (each at least a chunk) that
+# several RQ workers write at once (docs/imports.md); one worker writes them one after the other.
+IMPORT_PARTITIONS = int(os.environ.get("IMPORT_PARTITIONS", 4))
 # An import whose worker gave no sign of life for this long is requeued and resumes (make worker's
 # scheduler checks at least this often; a worker starting checks at once).
 IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", 120))

@@ -62,7 +62,6 @@ class ImportJob(models.Model):
     rows_read = models.IntegerField(default=0)
     groups_total = models.IntegerField(default=0)
     groups_done = models.IntegerField(default=0, help_text="Groups written and committed.")
-    resume_seq = models.IntegerField(default=-1, help_text="Resume point: the last committed group's first row.")
     # counters (design §6): contacts for created/updated/unchanged, rows for the rest
     total = models.IntegerField(default=0)
     processed = models.IntegerField(default=0)
@@ -155,6 +154,33 @@ class ImportRowError(models.Model):
 
     def __str__(self):
         return f"line {self.line} {self.column}: {self.message}"
+
+
+class ImportPartition(models.Model):
+    """One share of an import's writing phase: the fold groups whose first row's seq lies in
+    [first_seq, last_seq]. Workers claim partitions (`runner`), so several RQ workers write one
+    import at once; each partition resumes from its own last committed chunk (`resume_seq`)."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="partitions")
+    number = models.SmallIntegerField()
+    first_seq = models.IntegerField(help_text="The first group's seq in this partition.")
+    last_seq = models.IntegerField(help_text="The last group's seq in this partition.")
+    groups_total = models.IntegerField(default=0)
+    groups_done = models.IntegerField(default=0)
+    resume_seq = models.IntegerField(default=-1, help_text="Resume point: the last committed group's first row.")
+    done = models.BooleanField(default=False)
+    runner = models.CharField(max_length=36, blank=True, default="",
+                              help_text="The token of the runner writing this partition; empty: free to claim.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    chunks = models.IntegerField(default=0, help_text="Chunks committed (over every runner).")
+    runners = models.JSONField(default=list, blank=True, help_text="The workers that wrote chunks of it (hostname:pid).")
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="import_partition_unique")]
+
+    def __str__(self):
+        return f"{self.job_id}/{self.number}"
 
 
 class StagedRow(models.Model):

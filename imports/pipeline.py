@@ -36,7 +36,7 @@ from contacts.upsert import Actor, MatchConflict, upsert_contacts
 from contacts.validation import custom_field_definitions
 
 from .mapping import MappingError, build_plan
-from .models import ImportChange, ImportJob, ImportRowError, StagedRow
+from .models import ImportChange, ImportJob, ImportPartition, ImportRowError, StagedRow
 from .normalize_row import RowResult, normalize_record
 from .readers.base import RawRecord, ReaderError, SourceRow
 from .readers.detect import HEAD_BYTES_NEEDED, detect_format
@@ -360,7 +360,7 @@ def run_import(job_id: int) -> None:
     try:
         if job.phase in (ImportJob.Phase.QUEUED, ImportJob.Phase.READING):
             stage_rows(job)
-        write_groups(job)
+        _share_partitions(job)
     except (ImportRefused, ReaderError) as exc:
         # ReaderError: a limit broken past the preview (a row over the column limit on line
         # 400,000): the whole file is refused as at upload; nothing was written (still staging).
@@ -369,13 +369,48 @@ def run_import(job_id: int) -> None:
     except RunnerReplaced:
         logger.warning("Import %s: another runner took over; this one stops", job.pk)
         return
+    _write_and_finish(job)
+
+
+def run_import_share(job_id: int) -> None:
+    """An RQ job that helps write a running import: claims partitions nobody holds and writes
+    them. Enqueued by run_import once the file is staged, one per extra partition."""
+    job = ImportJob.objects.select_related("organization").get(pk=job_id)
+    if job.status == ImportJob.Status.RUNNING and job.phase == ImportJob.Phase.WRITING:
+        _write_and_finish(job)
+
+
+def _share_partitions(job: ImportJob) -> None:
+    """Offers the partitions that this runner will not start with to other workers (RQ only:
+    the in-process runner writes them one after the other)."""
+    from contacts_crm.jobs import enqueue, queue_backend
+
+    if queue_backend() != "redis":
+        return
+    free = ImportPartition.objects.filter(job=job, done=False).count()
+    for _ in range(free - 1):
+        enqueue(run_import_share, job.pk)
+
+
+def _write_and_finish(job: ImportJob) -> None:
+    """Writes partitions until none is left to claim; the runner that finds every partition
+    written finishes the job (under the job's row lock: exactly one does)."""
+    try:
+        written = write_partitions(job)
+    except RunnerReplaced:
+        logger.warning("Import %s: this runner's partition was taken over, or the job stopped", job.pk)
+        return
     except Exception as exc:
         logger.exception("Import %s crashed", job.pk)
         _finish(job, ImportJob.Status.FAILED, resumable=True,
                 error=f"The import stopped on an internal error ({type(exc).__name__}). The rows written so far "
                 "are kept; resume it to go on from the last committed chunk.")
         raise
-    _finish(job, ImportJob.Status.SUCCEEDED)
+    if written:
+        with transaction.atomic():
+            locked = ImportJob.objects.select_for_update().get(pk=job.pk)
+            if locked.status == ImportJob.Status.RUNNING:
+                _finish(locked, ImportJob.Status.SUCCEEDED)
 
 
 class RunnerReplaced(Exception):
@@ -408,6 +443,8 @@ def requeue_stale_imports(*, stale_seconds: int | None = None) -> list[int]:
         for job in stale:
             job.status, job.runner = ImportJob.Status.QUEUED, ""
             job.save(update_fields=["status", "runner"])
+            # The dead runner's partitions are free for the requeued job; a live runner's stay its.
+            ImportPartition.objects.filter(job=job, done=False, heartbeat_at__lt=limit).update(runner="")
             requeued.append(job.pk)
             logger.warning("Import %s: no heartbeat since %s; requeued", job.pk, job.heartbeat_at)
     for pk in requeued:
@@ -429,6 +466,9 @@ def import_resume(job: ImportJob) -> ImportJob:
                                    ImportJob.Status.FAILED else ": this file was refused as a whole."))
         locked.status, locked.error, locked.finished_at = ImportJob.Status.QUEUED, "", None
         locked.save(update_fields=["status", "error", "finished_at"])
+        # The failed job's runners stopped (each checks the job's status per chunk): their
+        # partitions are free to claim at once.
+        ImportPartition.objects.filter(job=locked, done=False).update(runner="")
         transaction.on_commit(lambda: enqueue(run_import, locked.pk))
     return locked
 
@@ -436,6 +476,8 @@ def import_resume(job: ImportJob) -> ImportJob:
 def _finish(job: ImportJob, status, error: str = "", resumable: bool = False):
     if not resumable:
         StagedRow.objects.filter(job=job).delete()
+    else:  # a failure: the other runners stop at their next chunk, its partition is free
+        ImportPartition.objects.filter(job=job, done=False).update(runner="")
     job.refresh_from_db()
     job.status = status
     if not resumable:
@@ -539,9 +581,36 @@ def stage_rows(job: ImportJob) -> None:
         flush()
     with transaction.atomic():
         fold_groups(job)
-        groups = StagedRow.objects.filter(job=job).values("group_seq").distinct().count()
+        groups = plan_partitions(job)
         heartbeat(job, phase=ImportJob.Phase.WRITING, groups_total=groups, bytes_read=job.file_size)
     job.refresh_from_db()
+
+
+def plan_partitions(job: ImportJob) -> int:
+    """Splits the folded groups into up to IMPORT_PARTITIONS ranges of group_seq, each at least
+    a chunk, that workers write independently (a dry run keeps one: its report is in file
+    order). Groups never share a phone or an email, so partitions never create the same contact;
+    two groups matching one existing contact are serialized by the engine's row lock. Returns
+    the number of groups. Queries: one count, one per boundary."""
+    from django.conf import settings
+
+    seqs = StagedRow.objects.filter(job=job).values_list("group_seq", flat=True).distinct().order_by("group_seq")
+    total = seqs.count()
+    ImportPartition.objects.filter(job=job).delete()
+    if not total:
+        return 0
+    size = CHUNK_GROUPS or settings.IMPORT_CHUNK_GROUPS
+    count = 1 if job.dry_run else max(1, min(settings.IMPORT_PARTITIONS, -(-total // size)))
+    starts = [0] + [total * k // count for k in range(1, count)]
+    firsts = [seqs[offset] for offset in starts]
+    ends = [*starts[1:], total]
+    lasts = [seqs[end - 1] for end in ends]
+    ImportPartition.objects.bulk_create([
+        ImportPartition(job=job, number=k, first_seq=firsts[k], last_seq=lasts[k], resume_seq=firsts[k] - 1,
+                        groups_total=ends[k] - starts[k])
+        for k in range(count)
+    ])
+    return total
 
 
 FOLD_ROUNDS = 20
@@ -605,13 +674,14 @@ class Group:
         return cls(first_seq=rows[0][0], lines=[line for _, line, _ in rows], data=data)
 
 
-def next_chunk(job: ImportJob, after: int) -> list[Group]:
-    """The next CHUNK_GROUPS groups after `after`, folded; two indexed queries. The original
-    cells stay in the table: only a failed group's are read (`ChunkWriter.fail`)."""
+def next_chunk(job: ImportJob, after: int, last: int) -> list[Group]:
+    """The next CHUNK_GROUPS groups after `after` and up to `last` (a partition's end), folded;
+    two indexed queries. The original cells stay in the table: only a failed group's are read
+    (`ChunkWriter.fail`)."""
     from django.conf import settings
 
     size = CHUNK_GROUPS or settings.IMPORT_CHUNK_GROUPS
-    seqs = list(StagedRow.objects.filter(job=job, group_seq__gt=after).order_by("group_seq")
+    seqs = list(StagedRow.objects.filter(job=job, group_seq__gt=after, group_seq__lte=last).order_by("group_seq")
                 .values_list("group_seq", flat=True).distinct()[:size])
     if not seqs:
         return []
@@ -653,43 +723,112 @@ def is_transient(exc: Exception) -> bool:
     return any(sign in text for sign in ("database is locked", "deadlock", "could not serialize", "connection"))
 
 
-def write_groups(job: ImportJob) -> None:
-    """Pass 2: write each chunk of groups in one transaction with the job's counters.
+PARTITION_POLL_SECONDS = 0.5
+PARTITION_WAIT_MARGIN = 5  # seconds past IMPORT_STALE_SECONDS before a waiting runner gives up
 
-    The resume point is read again under a row lock in every chunk's transaction: a chunk that
-    another runner of the same job (a worker thought dead, still running) has committed is
-    never written twice.
+
+def write_partitions(job: ImportJob) -> bool:
+    """Pass 2: claims the job's partitions one after the other and writes each; other workers
+    (`run_import_share`) claim the others at the same time. When the rest are held by others it
+    waits for them (at most IMPORT_STALE_SECONDS + PARTITION_WAIT_MARGIN), taking over any whose
+    runner goes silent. Returns whether every partition is written (the caller then finishes the
+    job). Stops with RunnerReplaced when the job stopped running (failed elsewhere, requeued)."""
+    from django.conf import settings
+
+    token = uuid.uuid4().hex
+    waited_since = None
+    while True:
+        if part := _claim_partition(job, token):
+            write_groups(job, part, token)
+            waited_since = None
+            continue
+        held = ImportPartition.objects.filter(job=job, done=False)
+        if not held.exists():
+            return True
+        # Others hold the rest. If one of them died, its partition turns stale after
+        # IMPORT_STALE_SECONDS and is taken over here, without waiting for the periodic
+        # requeue; a live one finishes and this runner leaves.
+        waited_since = waited_since or time.monotonic()
+        if time.monotonic() - waited_since > settings.IMPORT_STALE_SECONDS + PARTITION_WAIT_MARGIN:
+            return False
+        if not ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).exists():
+            raise RunnerReplaced(job.pk)
+        time.sleep(PARTITION_POLL_SECONDS)
+
+
+def _claim_partition(job: ImportJob, token: str) -> ImportPartition | None:
+    """The first unwritten partition that nobody holds (free, or its runner gave no sign of life
+    for IMPORT_STALE_SECONDS: a dead worker's), now held by `token`. Partitions that a live
+    runner is writing a chunk of are row-locked and skipped."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.db.models import Q
+
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    with transaction.atomic():
+        part = (ImportPartition.objects.select_for_update(skip_locked=True)
+                .filter(job=job, done=False)
+                .filter(Q(runner="") | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
+                .order_by("number").first())
+        if part is not None:
+            part.runner, part.heartbeat_at = token, now
+            part.save(update_fields=["runner", "heartbeat_at"])
+    return part
+
+
+def _runner_name() -> str:
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def write_groups(job: ImportJob, part: ImportPartition, token: str) -> None:
+    """Writes one partition, each chunk of groups in one transaction with the job's counters.
+
+    The partition's resume point is read again under its row lock in every chunk's transaction:
+    a chunk that another runner (a worker thought dead, still running) has committed is never
+    written twice. The job's row is updated last in the transaction, so concurrent partitions
+    wait for each other only for their commits.
     """
-    after = job.resume_seq
+    after = part.resume_seq
     chunks = 0
-    while groups := next_chunk(job, after):
+    worker = _runner_name()
+    while groups := next_chunk(job, after, part.last_seq):
         if chunks % ANALYZE_EVERY_CHUNKS == 0 and job.groups_total >= ANALYZE_MIN_GROUPS:
             pgcopy.analyze(Contact, ContactTag)
         chunks += 1
         for attempt in range(CHUNK_ATTEMPTS):
             try:
                 with transaction.atomic():
-                    locked = ImportJob.objects.select_for_update().get(pk=job.pk)
-                    if locked.runner != job.runner:
+                    locked = ImportPartition.objects.select_for_update().get(pk=part.pk)
+                    if locked.runner != token or not ImportJob.objects.filter(
+                            pk=job.pk, status=ImportJob.Status.RUNNING).exists():
                         raise RunnerReplaced(job.pk)
                     if locked.resume_seq != after:
                         break  # someone else wrote this chunk: go on from where they are
-                    outcome = ChunkWriter(locked, groups).run()
+                    outcome = ChunkWriter(job, groups).run()
+                    locked.resume_seq, locked.heartbeat_at = groups[-1].first_seq, timezone.now()
+                    locked.groups_done += len(groups)
+                    locked.chunks += 1
+                    if worker not in locked.runners:
+                        locked.runners = [*locked.runners, worker]
+                    locked.save(update_fields=["resume_seq", "heartbeat_at", "groups_done", "chunks", "runners"])
+                    if job.dry_run and outcome.details:
+                        rows = ImportJob.objects.values_list("result", flat=True).get(pk=job.pk).get("rows", [])
+                        if DRY_RUN_DETAIL_LIMIT > len(rows):
+                            ImportJob.objects.filter(pk=job.pk).update(
+                                result={"rows": rows + outcome.details[:DRY_RUN_DETAIL_LIMIT - len(rows)]})
                     ImportJob.objects.filter(pk=job.pk).update(
-                        resume_seq=groups[-1].first_seq, groups_done=F("groups_done") + len(groups),
-                        heartbeat_at=timezone.now(),
+                        groups_done=F("groups_done") + len(groups), heartbeat_at=timezone.now(),
                         processed=F("processed") + sum(len(g.lines) for g in groups),
                         **{name: F(name) + value for name, value in outcome.counters.items()},
                     )
-                    if job.dry_run and outcome.details:
-                        room = DRY_RUN_DETAIL_LIMIT - len(locked.result.get("rows", []))
-                        if room > 0:
-                            ImportJob.objects.filter(pk=job.pk).update(
-                                result={"rows": locked.result.get("rows", []) + outcome.details[:room]})
                 break
             except IntegrityError:
-                # A concurrent write (the API) took a phone or email this chunk meant to create:
-                # read the chunk's matches again and redo it.
+                # A concurrent write (the API, another partition creating the same new tag) took
+                # a value this chunk meant to create: read the chunk's matches again and redo it.
                 if attempt == CHUNK_ATTEMPTS - 1:
                     raise
             except (OperationalError, InternalError) as exc:
@@ -702,8 +841,10 @@ def write_groups(job: ImportJob) -> None:
                 if connection.needs_rollback or not connection.is_usable():
                     connection.close()
                 time.sleep(RETRY_BACKOFF * 2 ** attempt)
-        job.refresh_from_db()
-        after = job.resume_seq
+        part.refresh_from_db()
+        after = part.resume_seq
+    if not ImportPartition.objects.filter(pk=part.pk, runner=token).update(done=True, heartbeat_at=timezone.now()):
+        raise RunnerReplaced(job.pk)
 
 
 @dataclass

@@ -31,6 +31,8 @@ REVIEWED = {
                                           "constant default (metadata only), the backfill runs in 5,000-row "
                                           "transactions, the trigram index is built and the old ones dropped "
                                           "CONCURRENTLY; ~8 min on 1M contacts, then VACUUM the table",
+    ("imports", "0009_import_partitions"): "a new table; RunPython creates one partition per import in its writing "
+                                           "phase (a handful of rows); drops importjob.resume_seq (metadata only)",
     ("contacts", "0007_sort_collation"): "CREATE COLLATION (ICU) on PostgreSQL: no table touched",
     ("contacts", "0006_consent_trash_suppression_ledger"): "NOT online-safe: plain CREATE INDEX of the live-only "
                                                            "partial indexes on the contacts table (~1-2 min on 1M, "

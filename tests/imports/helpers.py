@@ -53,3 +53,23 @@ def drain_queue():
 
     queue = get_queue()
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
+def kill_tree(process) -> None:
+    """SIGKILLs a worker started with start_new_session and every process under it, as when a
+    machine dies. (RQ 3's work horse leaves the worker's process group, so a killpg misses it.)"""
+    import os
+    import signal
+
+    import psutil
+
+    try:
+        tree = [process.pid, *(c.pid for c in psutil.Process(process.pid).children(recursive=True))]
+    except psutil.NoSuchProcess:
+        tree = [process.pid]
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
