@@ -216,6 +216,8 @@ def _may_be_footer(cells: list, plan) -> bool:
 def _without_nul(record: RawRecord, cells: list, warnings: list) -> tuple[RawRecord, list]:
     """A NUL character (U+0000) is no text (PostgreSQL stores none): a value holding one keeps
     the rest of its text, and the row gets a warning naming the column."""
+    if cells and not any("\x00" in cell for cell in cells):
+        return record, cells  # the values come from these cells: none holds a NUL
     for name, candidates in record.values.items():
         if any("\x00" in text for _, text in candidates):
             for column, text in candidates:
@@ -528,7 +530,7 @@ def stage_rows(job: ImportJob) -> None:
         def flush():
             nonlocal staged, errors, skipped, failed
             with transaction.atomic():
-                _insert(StagedRow, staged)
+                _insert_rows(StagedRow, STAGED_COLUMNS, staged)
                 _insert(ImportRowError, errors)
                 for warning in source.reader_warnings:
                     ImportRowError.objects.create(job=job, line=warning.line,
@@ -567,9 +569,8 @@ def stage_rows(job: ImportJob) -> None:
             else:
                 errors.extend(_error_rows(job, result, cells))
                 contact_seen = True
-                staged.append(StagedRow(job=job, seq=seq, line=record.line, phone=result.data.get("phone"),
-                                        email_key=result.data.get("email_key"), group_seq=seq,
-                                        data=result.data, cells=cells))
+                staged.append((job.pk, seq, record.line, result.data.get("phone"), result.data.get("email_key"),
+                               seq, result.data, cells))
             if len(staged) + len(errors) >= STAGE_BATCH:
                 flush()
         for held, held_cells in footer:
@@ -614,6 +615,7 @@ def plan_partitions(job: ImportJob) -> int:
 
 
 FOLD_ROUNDS = 20
+STAGED_COLUMNS = ("job_id", "seq", "line", "phone", "email_key", "group_seq", "data", "cells")
 
 
 def fold_groups(job: ImportJob) -> None:
