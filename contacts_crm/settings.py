@@ -160,6 +160,9 @@ IMPORT_CHUNK_GROUPS = int(os.environ.get("IMPORT_CHUNK_GROUPS", 2000))  # contac
 # An import's writing phase is split into up to this many partitions (each at least a chunk) that
 # several RQ workers write at once (docs/imports.md); one worker writes them one after the other.
 IMPORT_PARTITIONS = int(os.environ.get("IMPORT_PARTITIONS", 4))
+# On PostgreSQL under an RQ worker, an import reads and normalizes its file in a second process
+# while the first stages the rows (two cores at work): set 0 to read in the worker itself.
+IMPORT_READ_PROCESS = os.environ.get("IMPORT_READ_PROCESS", "1") not in ("0", "false", "False", "")
 # An import whose worker gave no sign of life for this long is requeued and resumes (make worker's
 # scheduler checks at least this often; a worker starting checks at once).
 IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", 120))

@@ -316,6 +316,7 @@ class ImportJobAdmin(OrgScopedAdmin):
             "status": job.status, "status_display": job.get_status_display(), "phase": job.get_phase_display(),
             "percent": job.percent, "finished": job.is_finished, "error": job.error, "dry_run": job.dry_run,
             "rows_read": job.rows_read, "processed": job.processed,
+            "partitions": job.partitions.count(), "partitions_done": job.partitions.filter(done=True).count(),
             # Mid-run "rows" is what was read so far: the written counters catch up with it.
             "status_key": import_status(job)[0], "status_label": import_status(job)[1],
             "counters": {"total": job.total if job.is_finished else job.rows_read,
@@ -338,6 +339,7 @@ class ImportJobAdmin(OrgScopedAdmin):
         return TemplateResponse(request, self.change_form_template, self._context(
             request, job=job, title=f"Import {job.pk}: {job.file_name}",
             status_key=status_key, status_label=status_label, time_zone_name=admin_time_zone_name(),
+            partitions_done=job.partitions.filter(done=True).count(),
             started=admin_datetime(job.started_at or job.created_at), finished=admin_datetime(job.finished_at),
             can_run_for_real=_can_run_for_real(job), real_run=_real_run_of(job),
             status_url=reverse("admin:imports_importjob_status", args=[job.pk]),

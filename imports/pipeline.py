@@ -491,18 +491,98 @@ def _finish(job: ImportJob, status, error: str = "", resumable: bool = False):
     job.save()
 
 
-def _error_rows(job, result: RowResult, cells) -> list[ImportRowError]:
+def _error_rows(job_id: int, result: RowResult, cells) -> list[ImportRowError]:
     out = []
     for index, issue in enumerate(result.issues):
         out.append(ImportRowError(
-            job=job, line=result.line, column=issue.column[:255], value=issue.value[:2000], message=issue.message,
-            severity=issue.severity, code=issue.code, cells=cells if index == 0 else None,
+            job_id=job_id, line=result.line, column=issue.column[:255], value=issue.value[:2000],
+            message=issue.message, severity=issue.severity, code=issue.code, cells=cells if index == 0 else None,
         ))
     return out
 
 
+@dataclass
+class StageBatch:
+    """What the reading phase hands to the staging writes: about STAGE_BATCH rows and reports."""
+
+    staged: list  # tuples of STAGED_COLUMNS
+    errors: list  # unsaved ImportRowError (job_id set)
+    seq: int  # records read so far
+    bytes_read: int
+    skipped: int
+    failed: int
+
+
+def read_batches(job_id: int, stream, counting: CountingReader, *, fmt, has_header, mapping, custom_unmapped,
+                 region, encoding, sheet, definitions) -> Iterator[StageBatch]:
+    """Reads, maps and normalizes every record of the file into batches to stage. No database:
+    it may run in a process of its own (`_produced`). Raises ImportRefused / ReaderError."""
+    source = open_source(stream, fmt=fmt, has_header=has_header, overrides=mapping, custom_unmapped=custom_unmapped,
+                         region=region, encoding=encoding, sheet=sheet)
+    staged, errors, seq, skipped, failed = [], [], 0, 0, 0
+    # Failed one-cell rows after the last contact may be a report's footer: held back until
+    # a later row makes a contact (then they failed) or the file ends (then they are skipped).
+    footer: list[tuple[RowResult, list]] = []
+    contact_seen = False
+
+    def batch():
+        nonlocal staged, errors, skipped, failed
+        for warning in source.reader_warnings:
+            errors.append(ImportRowError(job_id=job_id, line=warning.line,
+                                         column=warning.column[:255].replace("\x00", ""),
+                                         value=warning.value[:2000].replace("\x00", "\\x00"),
+                                         message=warning.message.replace("\x00", "\\x00"),
+                                         severity="warning", code="reader"))
+        source.reader_warnings.clear()
+        out = StageBatch(staged, errors, seq, counting.count, skipped, failed)
+        staged, errors, skipped, failed = [], [], 0, 0
+        return out
+
+    for record, cells in source.records:
+        seq += 1
+        if seq > MAX_ROWS:
+            raise ImportRefused(f"The file has more than {MAX_ROWS:,} rows; split it into smaller files.")
+        result = normalize_record(record, region=region, definitions=definitions)
+        if result.blank:
+            skipped += 1
+            continue
+        if result.failed and contact_seen and _may_be_footer(cells, source.plan):
+            footer.append((result, cells))
+            if len(footer) <= MAX_FOOTER_ROWS:
+                continue
+            result = None  # too long for a footer: it and the rows held before it failed,
+            contact_seen = False  # and so do the one-cell rows after them, up to the next contact
+        for held, held_cells in footer:  # not a footer after all: rows that failed
+            errors.extend(_error_rows(job_id, held, held_cells))
+            failed += 1
+        footer = []
+        if result is None:
+            pass
+        elif result.failed:
+            errors.extend(_error_rows(job_id, result, cells))
+            failed += 1
+        else:
+            errors.extend(_error_rows(job_id, result, cells))
+            contact_seen = True
+            staged.append((job_id, seq, record.line, result.data.get("phone"), result.data.get("email_key"),
+                           seq, result.data, cells))
+        if len(staged) + len(errors) >= STAGE_BATCH:
+            yield batch()
+    for held, held_cells in footer:
+        text = next(c for c in held_cells if c.strip())
+        errors.append(ImportRowError(job_id=job_id, line=held.line, column="", value=text[:2000].replace("\x00", ""),
+                                     message="a report footer after the last contact, not a contact: skipped",
+                                     severity="warning", code="footer", cells=held_cells))
+        skipped += 1
+    yield batch()
+
+
 def stage_rows(job: ImportJob) -> None:
-    """Pass 1: read, normalize and stage every record. Restarts from the top when resumed."""
+    """Pass 1: read, normalize and stage every record. Restarts from the top when resumed.
+
+    On PostgreSQL under an RQ worker the reading runs in a second process that feeds this one
+    (IMPORT_READ_PROCESS): normalizing the next rows on one core while this process and
+    PostgreSQL stage the last ones on the other."""
     with transaction.atomic():
         if ImportJob.objects.select_for_update().get(pk=job.pk).runner != job.runner:
             raise RunnerReplaced(job.pk)
@@ -514,72 +594,21 @@ def stage_rows(job: ImportJob) -> None:
             setattr(job, name, 0)
         job.save()
     region = job.default_region or job.organization.default_region
-    definitions = custom_field_definitions(job.organization)
+    options = dict(fmt=job.format, has_header=job.has_header, mapping=job.mapping,
+                   custom_unmapped=job.custom_unmapped, region=region, encoding=job.encoding, sheet=job.sheet,
+                   definitions=custom_field_definitions(job.organization))
     with job.file.open("rb") as raw:
         counting = CountingReader(raw)
         stream = io.BufferedReader(counting, buffer_size=64 * 1024)
-        source = open_source(stream, fmt=job.format, has_header=job.has_header, overrides=job.mapping,
-                             custom_unmapped=job.custom_unmapped, region=region, encoding=job.encoding,
-                             sheet=job.sheet)
-        staged, errors, seq, skipped, failed = [], [], 0, 0, 0
-        # Failed one-cell rows after the last contact may be a report's footer: held back until
-        # a later row makes a contact (then they failed) or the file ends (then they are skipped).
-        footer: list[tuple[RowResult, list]] = []
-        contact_seen = False
-
-        def flush():
-            nonlocal staged, errors, skipped, failed
+        batches = read_batches(job.pk, stream, counting, **options)
+        if _read_in_a_process():
+            batches = _produced(batches)
+        for batch in batches:
             with transaction.atomic():
-                _insert_rows(StagedRow, STAGED_COLUMNS, staged)
-                _insert(ImportRowError, errors)
-                for warning in source.reader_warnings:
-                    ImportRowError.objects.create(job=job, line=warning.line,
-                                                  column=warning.column[:255].replace("\x00", ""),
-                                                  value=warning.value[:2000].replace("\x00", "\\x00"),
-                                                  message=warning.message.replace("\x00", "\\x00"),
-                                                  severity="warning", code="reader")
-                source.reader_warnings.clear()
-                heartbeat(job, rows_read=seq, bytes_read=counting.count, skipped=F("skipped") + skipped,
-                          failed=F("failed") + failed)
-            staged, errors, skipped, failed = [], [], 0, 0
-
-        for record, cells in source.records:
-            seq += 1
-            if seq > MAX_ROWS:
-                raise ImportRefused(f"The file has more than {MAX_ROWS:,} rows; split it into smaller files.")
-            result = normalize_record(record, region=region, definitions=definitions)
-            if result.blank:
-                skipped += 1
-                continue
-            if result.failed and contact_seen and _may_be_footer(cells, source.plan):
-                footer.append((result, cells))
-                if len(footer) <= MAX_FOOTER_ROWS:
-                    continue
-                result = None  # too long for a footer: it and the rows held before it failed,
-                contact_seen = False  # and so do the one-cell rows after them, up to the next contact
-            for held, held_cells in footer:  # not a footer after all: rows that failed
-                errors.extend(_error_rows(job, held, held_cells))
-                failed += 1
-            footer = []
-            if result is None:
-                pass
-            elif result.failed:
-                errors.extend(_error_rows(job, result, cells))
-                failed += 1
-            else:
-                errors.extend(_error_rows(job, result, cells))
-                contact_seen = True
-                staged.append((job.pk, seq, record.line, result.data.get("phone"), result.data.get("email_key"),
-                               seq, result.data, cells))
-            if len(staged) + len(errors) >= STAGE_BATCH:
-                flush()
-        for held, held_cells in footer:
-            text = next(c for c in held_cells if c.strip())
-            errors.append(ImportRowError(job=job, line=held.line, column="", value=text[:2000].replace("\x00", ""),
-                                         message="a report footer after the last contact, not a contact: skipped",
-                                         severity="warning", code="footer", cells=held_cells))
-            skipped += 1
-        flush()
+                _insert_rows(StagedRow, STAGED_COLUMNS, batch.staged)
+                _insert(ImportRowError, batch.errors)
+                heartbeat(job, rows_read=batch.seq, bytes_read=batch.bytes_read,
+                          skipped=F("skipped") + batch.skipped, failed=F("failed") + batch.failed)
     with transaction.atomic():
         fold_groups(job)
         groups = plan_partitions(job)
@@ -612,6 +641,73 @@ def plan_partitions(job: ImportJob) -> int:
         for k in range(count)
     ])
     return total
+
+
+def _read_in_a_process() -> bool:
+    from django.conf import settings
+
+    from contacts_crm.jobs import queue_backend
+
+    # With Redis an import runs in an RQ work horse (or `manage.py import_contacts`), never in a
+    # thread of a web process (the in-process runner without Redis), which must not fork.
+    return settings.IMPORT_READ_PROCESS and pgcopy.supported() and queue_backend() == "redis"
+
+
+READ_QUEUE_BATCHES = 4  # batches in flight between the reading process and the writer: memory stays flat
+
+
+def _produced(batches: Iterator[StageBatch]) -> Iterator[StageBatch]:
+    """Runs the `batches` generator in a forked process and yields what it sends, in order. The
+    child touches no database connection and dies with this process (PR_SET_PDEATHSIG); an
+    error in it (a refused file) is raised here."""
+    import multiprocessing
+    import queue as queues
+
+    context = multiprocessing.get_context("fork")
+    channel = context.Queue(maxsize=READ_QUEUE_BATCHES)
+    child = context.Process(target=_produce, args=(batches, channel), daemon=True, name="import-reader")
+    child.start()
+    try:
+        while True:
+            try:
+                kind, payload = channel.get(timeout=1)
+            except queues.Empty:
+                if not child.is_alive():
+                    raise RuntimeError(f"the import's reading process died (exit code {child.exitcode})") from None
+                continue
+            if kind == "batch":
+                yield payload
+            elif kind == "end":
+                return
+            elif kind == "refused":
+                raise ImportRefused(payload)
+            else:
+                raise RuntimeError(f"the import's reading process failed: {payload}")
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join(timeout=5)
+
+
+def _produce(batches, channel) -> None:
+    import ctypes
+    import signal
+    import traceback
+
+    try:  # die with the writer (a SIGKILLed work horse must not leave its reader behind)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    try:
+        for batch in batches:
+            channel.put(("batch", batch))
+        channel.put(("end", None))
+    except (ImportRefused, ReaderError) as exc:
+        channel.put(("refused", str(exc)))
+    except BaseException:
+        channel.put(("error", traceback.format_exc(limit=5)[-2000:]))
+    channel.close()
+    channel.join_thread()
 
 
 FOLD_ROUNDS = 20

@@ -69,8 +69,12 @@ class ImportJobSerializer(serializers.ModelSerializer):
                   "preview", "result", "errors_url", "created_at", "started_at", "finished_at", "heartbeat_at", "reverted_at", "revert"]
 
     def get_progress(self, job) -> dict:
+        """Phase and counts; `partitions`: the writing phase's shares (docs/imports.md), each with
+        its groups and how many workers wrote it."""
         return {"phase": job.phase, "percent": job.percent, "rows_read": job.rows_read,
-                "processed": job.processed, "groups_total": job.groups_total, "groups_done": job.groups_done}
+                "processed": job.processed, "groups_total": job.groups_total, "groups_done": job.groups_done,
+                "partitions": [{"number": p.number, "groups_total": p.groups_total, "groups_done": p.groups_done,
+                                "done": p.done, "workers": len(p.runners)} for p in job.partitions.all()]}
 
     def get_counters(self, job) -> dict:
         counters = {name: getattr(job, name) for name in ImportJob.COUNTERS}

@@ -70,7 +70,7 @@ class ImportViewSet(OrgViewMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ImportJob.objects.none()
-        return ImportJob.objects.for_org(self.org)
+        return ImportJob.objects.for_org(self.org).prefetch_related("partitions")
 
     @extend_schema(request={"multipart/form-data": ImportCreateSerializer},
                    responses={202: ImportJobSerializer, 400: OpenApiResponse(description="The file is refused.")},

@@ -37,7 +37,7 @@ def outcome(job: ImportJob) -> tuple:
     return snapshot(org), errors, changes, events, counters
 
 
-def test_one_runner_writes_every_partition_to_the_one_partition_result(acme, monkeypatch):
+def test_one_runner_writes_every_partition_to_the_one_partition_result(acme, monkeypatch, api):
     monkeypatch.setattr("imports.pipeline.CHUNK_GROUPS", 25)
     data = big_file(1500)
     monkeypatch.setattr(settings, "IMPORT_PARTITIONS", 1)
@@ -52,6 +52,9 @@ def test_one_runner_writes_every_partition_to_the_one_partition_result(acme, mon
     assert all(a.last_seq < b.first_seq for a, b in zip(parts, parts[1:], strict=False))
     assert ImportPartition.objects.filter(job=reference).count() == 1
     assert outcome(job) == outcome(reference)
+    progress = api.get(f"/api/v1/imports/{job.pk}").json()["progress"]
+    assert [(p["number"], p["done"], p["workers"]) for p in progress["partitions"]] == [(n, True, 1) for n in range(4)]
+    assert sum(p["groups_done"] for p in progress["partitions"]) == progress["groups_done"] == job.groups_total
 
 
 def test_a_dry_run_keeps_one_partition_so_that_its_report_is_in_file_order(acme, monkeypatch):
