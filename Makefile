@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run serve test worker lint bench deps dev-deps clean
+.PHONY: run serve test worker workers lint bench deps dev-deps clean
 
 $(VENV)/.deps: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ test: $(VENV)/.dev-deps
 
 worker: $(VENV)/.deps .env
 	DEBUG=$${DEBUG:-1} $(PY) manage.py rqworker default --with-scheduler --worker-class contacts_crm.jobs.CrmWorker
+
+# N workers in one terminal (Ctrl-C stops them all): they share big imports' partitions.
+N ?= 2
+workers: $(VENV)/.deps .env
+	@trap 'kill 0' INT TERM; for i in $$(seq $(N)); do \
+		DEBUG=$${DEBUG:-1} $(PY) manage.py rqworker default --with-scheduler --worker-class contacts_crm.jobs.CrmWorker & \
+	done; wait
 
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .

@@ -281,7 +281,7 @@ class _Batch:
 
         # The trash is matched too: a re-create restores the contact (its consent as it was)
         # instead of colliding with the unique phone / email.
-        qs = Contact.objects.for_org(self.org, trashed=True).filter(Q(phone__in=phones) | Q(email_key__in=keys))
+        qs = Contact.objects.for_org(self.org, trashed=True).filter(Q(phone__any=list(phones)) | Q(email_key__any=list(keys)))
         if lock and connection.features.has_select_for_update:
             qs = qs.select_for_update()
         found = list(qs.values(*LOADED, "deleted_at"))
@@ -290,9 +290,9 @@ class _Batch:
             self._index(values)
         ids = [v["id"] for v in found]
         if ids:
-            for contact_id, key in ContactTag.objects.filter(contact_id__in=ids).values_list("contact_id", "tag__key"):
+            for contact_id, key in ContactTag.objects.filter(contact_id__any=ids).values_list("contact_id", "tag__key"):
                 self.tag_keys.setdefault(contact_id, set()).add(key)
-            for contact_id, channel, opted_in in ChannelPreference.objects.filter(contact_id__in=ids).values_list(
+            for contact_id, channel, opted_in in ChannelPreference.objects.filter(contact_id__any=ids).values_list(
                     "contact_id", "channel", "opted_in"):
                 self.prefs.setdefault(contact_id, {})[channel] = opted_in
                 self.stored_prefs.add((contact_id, channel))
