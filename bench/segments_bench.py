@@ -37,10 +37,11 @@ CASES = {
 }
 
 
-def ensure_objects(org):
+def bench_list(org):
+    """The 100,000-member list (created once, members picked at random)."""
     from django.db import connection
 
-    from segments.models import ContactList, Segment
+    from segments.models import ContactList
 
     contact_list, created = ContactList.objects.get_or_create(organization=org, name=LIST_NAME)
     if created or not contact_list.memberships.exists():
@@ -50,6 +51,13 @@ def ensure_objects(org):
                 "SELECT %s, id, now() FROM contacts_contact WHERE organization_id = %s ORDER BY md5(id::text) "
                 "LIMIT 100000", [contact_list.pk, org.pk])
             cursor.execute("ANALYZE segments_listmembership")
+    return contact_list
+
+
+def ensure_objects(org):
+    from segments.models import Segment
+
+    contact_list = bench_list(org)
     CASES["c_not_in_100k_list"] = {"field": "lists", "operator": "contains_none", "value": [contact_list.pk]}
     segments = {}
     for name, rules in CASES.items():
