@@ -348,32 +348,48 @@ def load_related(contacts) -> None:
     opted_in}, by channel) and `related_lists` (list ids, sorted) on each contact: what the API
     representation shows beside the contact's own columns. One query (a UNION ALL), none when
     `contacts` is empty."""
-    from segments.models import ListMembership
+    from .models import Contact
 
-    from .models import ChannelPreference, ContactTag
-
-    by_id = {contact.pk: contact for contact in contacts}
-    for contact in by_id.values():
+    contacts = list(contacts)
+    for contact in contacts:
         contact.related_tags, contact.related_preferences, contact.related_lists = [], {}, []
-    if not by_id:
+    if not contacts:
         return
-    ids = list(by_id)
-    # Every branch has the same columns: (contact id, kind, text, flag, number).
-    tags = (ContactTag.objects.filter(contact_id__in=ids).order_by()
-            .values_list("contact_id", Value("t"), "tag__name", Value(False), Value(0)))
-    preferences = (ChannelPreference.objects.filter(contact_id__in=ids).order_by()
-                   .values_list("contact_id", Value("p"), "channel", "opted_in", Value(0)))
-    lists = (ListMembership.objects.filter(contact_id__in=ids).order_by()
-             .values_list("contact_id", Value("l"), Value(""), Value(False), "list_id"))
-    for contact_id, kind, text, flag, number in tags.union(preferences, lists, all=True):
+    # Keyed by the id as the database driver gives it back (a UUID on PostgreSQL, hex on SQLite).
+    prep = Contact._meta.pk.get_db_prep_value
+    by_id = {prep(contact.pk, connection): contact for contact in contacts}
+    with connection.cursor() as cursor:
+        cursor.execute(_related_sql(len(by_id)), list(by_id) * 3)
+        rows = cursor.fetchall()
+    for contact_id, kind, text, number in rows:
         contact = by_id[contact_id]
         if kind == "t":
             contact.related_tags.append(text)
         elif kind == "p":
-            contact.related_preferences[text] = bool(flag)
+            contact.related_preferences[text] = bool(number)
         else:
             contact.related_lists.append(number)
-    for contact in by_id.values():
+    for contact in contacts:
         contact.related_tags.sort(key=str.casefold)
         contact.related_preferences = dict(sorted(contact.related_preferences.items()))
         contact.related_lists.sort()
+
+
+def _related_sql(count: int) -> str:
+    """load_related's statement for `count` contact ids (passed three times). Plain SQL, not three
+    ORM querysets in a union: building those cost more than running them (~0.7 of ~1.2 ms)."""
+    from segments.models import ListMembership
+
+    from .models import ChannelPreference, ContactTag, Tag
+
+    ids = ", ".join(["%s"] * count)
+    link, tag = ContactTag._meta.db_table, Tag._meta.db_table
+    preference, membership = ChannelPreference._meta.db_table, ListMembership._meta.db_table
+    # Every branch has the same columns: (contact id, kind, text, number).
+    return (
+        f"SELECT l.contact_id, 't', t.name, 0 FROM {link} l JOIN {tag} t ON t.id = l.tag_id "
+        f"WHERE l.contact_id IN ({ids}) "
+        f"UNION ALL SELECT p.contact_id, 'p', p.channel, CASE WHEN p.opted_in THEN 1 ELSE 0 END "
+        f"FROM {preference} p WHERE p.contact_id IN ({ids}) "
+        f"UNION ALL SELECT m.contact_id, 'l', '', m.list_id FROM {membership} m WHERE m.contact_id IN ({ids})"
+    )
