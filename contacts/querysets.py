@@ -358,8 +358,13 @@ def load_related(contacts) -> None:
     # Keyed by the id as the database driver gives it back (a UUID on PostgreSQL, hex on SQLite).
     prep = Contact._meta.pk.get_db_prep_value
     by_id = {prep(contact.pk, connection): contact for contact in contacts}
+    ids = list(by_id)
     with connection.cursor() as cursor:
-        cursor.execute(_related_sql(len(by_id)), list(by_id) * 3)
+        if connection.vendor == "postgresql":
+            # One array parameter: psycopg quotes and splits 150 separate ones slower than PostgreSQL runs the query.
+            cursor.execute(_related_sql("= ANY(%s)"), [ids] * 3)
+        else:
+            cursor.execute(_related_sql(f"IN ({', '.join(['%s'] * len(ids))})"), ids * 3)
         rows = cursor.fetchall()
     for contact_id, kind, text, number in rows:
         contact = by_id[contact_id]
@@ -375,21 +380,21 @@ def load_related(contacts) -> None:
         contact.related_lists.sort()
 
 
-def _related_sql(count: int) -> str:
-    """load_related's statement for `count` contact ids (passed three times). Plain SQL, not three
-    ORM querysets in a union: building those cost more than running them (~0.7 of ~1.2 ms)."""
+def _related_sql(ids: str) -> str:
+    """load_related's statement, `ids` the condition on each branch's contact id (its parameters
+    passed three times). Plain SQL, not three ORM querysets in a union: building those cost more
+    than running them (~0.7 of ~1.2 ms)."""
     from segments.models import ListMembership
 
     from .models import ChannelPreference, ContactTag, Tag
 
-    ids = ", ".join(["%s"] * count)
     link, tag = ContactTag._meta.db_table, Tag._meta.db_table
     preference, membership = ChannelPreference._meta.db_table, ListMembership._meta.db_table
     # Every branch has the same columns: (contact id, kind, text, number).
     return (
         f"SELECT l.contact_id, 't', t.name, 0 FROM {link} l JOIN {tag} t ON t.id = l.tag_id "
-        f"WHERE l.contact_id IN ({ids}) "
+        f"WHERE l.contact_id {ids} "
         f"UNION ALL SELECT p.contact_id, 'p', p.channel, CASE WHEN p.opted_in THEN 1 ELSE 0 END "
-        f"FROM {preference} p WHERE p.contact_id IN ({ids}) "
-        f"UNION ALL SELECT m.contact_id, 'l', '', m.list_id FROM {membership} m WHERE m.contact_id IN ({ids})"
+        f"FROM {preference} p WHERE p.contact_id {ids} "
+        f"UNION ALL SELECT m.contact_id, 'l', '', m.list_id FROM {membership} m WHERE m.contact_id {ids}"
     )
