@@ -1,7 +1,8 @@
 """Settings, all from the environment (design §1).
 
 DATABASE_URL   default sqlite:///db.sqlite3 (WAL, busy timeout, immediate transactions)
-REDIS_URL      unset: jobs run in-process (a background thread), cache in the database
+REDIS_URL      unset: jobs run in-process (a background thread), cache in the database, API keys
+               and throttle state in process memory
 SECRET_KEY     required unless DEBUG=1
 DEBUG          0/1, default 0
 ALLOWED_HOSTS  comma list, default localhost,127.0.0.1 (plus testserver under DEBUG)
