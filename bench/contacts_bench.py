@@ -664,6 +664,137 @@ def _measure_admin(org, *, runs: int, warmup: int) -> list[dict]:
     }]
 
 
+# ---------------------------------------------------------------------------------------------
+# Pages (issue 14): every page shape against the cheapest authenticated call, in one run
+# ---------------------------------------------------------------------------------------------
+PAGE_RATIO_TARGET = 2.0  # a page's HTTP median ≤ 2× GET /organization's (issue 14)
+ORG_OVER_BARE_TARGET_MS = 2.0  # GET /organization ≤ 2 ms above the bare Django cycle
+
+
+def bare_view(request):
+    from django.http import HttpResponse
+
+    return HttpResponse("")
+
+
+def _bench_urlpatterns():
+    from django.urls import include, path
+
+    return [path("bench/bare", bare_view), path("", include("contacts_crm.urls"))]
+
+
+def urlpatterns_module():
+    """This module as a URLconf: the project's routes plus /bench/bare, a view that returns an
+    empty response through the same middleware (the bare Django cycle the issue measures against)."""
+    global urlpatterns
+    urlpatterns = _bench_urlpatterns()
+    return __name__
+
+
+def page_cases(org) -> list[tuple[str, str]]:
+    """(label, url) of every page shape issue 14 names, after the bare cycle and /organization."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import segments_bench
+
+    segments = segments_bench.ensure_objects(org)
+    contact_list = segments_bench.bench_list(org)
+    base = "/api/v1/contacts"
+    client = _page_client(org)
+    cursor = _get_ok(client, f"{base}?limit=50").json()["next_cursor"]
+    return [
+        ("bare Django cycle", "/bench/bare"),
+        ("GET /organization", "/api/v1/organization"),
+        ("first page", f"{base}?limit=50"),
+        ("cursor page", f"{base}?limit=50&cursor={cursor}"),
+        ("filtered (state=NC)", f"{base}?limit=50&state=NC"),
+        ("tags AND (vip, newsletter)", f"{base}?limit=50&tags={','.join(TAGS_AND)}&tags_logic=and"),
+        ("tags OR (vip, press)", f"{base}?limit=50&tags=vip,press"),
+        (f"search {SEARCH_TYPO}", f"{base}?limit=50&search={SEARCH_TYPO}"),
+        ("segment members (a)", f"/api/v1/segments/{segments['a_and_state_tags_optout'].pk}/members?limit=50"),
+        ("list members (100k list)", f"/api/v1/lists/{contact_list.pk}/members?limit=50"),
+        ("opt-outs", f"{base}/opt-outs?limit=50"),
+        ("suppressions", "/api/v1/suppressions?limit=50"),
+    ]
+
+
+def _page_client(org):
+    from django.test import Client
+
+    from contacts_crm.models import ApiKey
+
+    ApiKey.objects.for_org(org).filter(name="bench pages").delete()
+    _, raw_key = ApiKey.generate(organization=org, name="bench pages", scope=ApiKey.Scope.READ)
+    return Client(headers={"Authorization": f"Bearer {raw_key}"})
+
+
+def measure_pages(*, runs: int, warmup: int) -> list[dict]:
+    """Times every page shape round-robin (one request of each case per round, `runs` rounds),
+    so that a change in the machine's load moves every case alike and the ratios hold."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext, override_settings
+
+    org = _bench_org(create=False)
+    if org is None:
+        sys.exit("No bench data: run with --fill first.")
+    with override_settings(ROOT_URLCONF=urlpatterns_module()):
+        cases = page_cases(org)
+        client = _page_client(org)
+        times = {url: [] for _, url in cases}
+        for round_ in range(warmup + runs):
+            for _, url in cases:
+                t0 = time.perf_counter()
+                _get_ok(client, url)
+                if round_ >= warmup:
+                    times[url].append((time.perf_counter() - t0) * 1000)
+        results = []
+        for label, url in cases:
+            sql_times = []
+
+            def timed(execute, sql, params, many, context, sql_times=sql_times):
+                t0 = time.perf_counter()
+                try:
+                    return execute(sql, params, many, context)
+                finally:
+                    sql_times.append(time.perf_counter() - t0)
+
+            with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(timed):
+                body = _get_ok(client, url).content
+            sql_ms = sum(sql_times) * 1000  # their execution and fetch, at the driver
+            results.append({"label": label, "url": url, "median_ms": statistics.median(times[url]),
+                            "p95_ms": _percentile(times[url], 0.95), "queries": len(captured.captured_queries),
+                            "sql_ms": sql_ms,
+                            "results": body.count(b'"id":') if url.startswith("/api/v1/") else None})
+    bare, org_call = results[0]["median_ms"], results[1]["median_ms"]
+    for r in results:
+        r["ratio"] = r["median_ms"] / org_call
+        r["met"] = r["ratio"] <= PAGE_RATIO_TARGET
+    results[1]["met"] = org_call - bare <= ORG_OVER_BARE_TARGET_MS
+    results[0]["met"] = None
+    results.append({"redis": bool(settings.REDIS_URL)})
+    return results
+
+
+def print_pages(results: list[dict]) -> str:
+    *rows, meta = results
+    bare, org_call = rows[0]["median_ms"], rows[1]["median_ms"]
+    lines = [
+        f"REDIS_URL {'set' if meta['redis'] else 'unset'}; load average {os.getloadavg()[0]:.2f}; "
+        f"/organization − bare cycle: {org_call - bare:.2f} ms (target ≤ {ORG_OVER_BARE_TARGET_MS:g} ms)",
+        "",
+        "| case | HTTP median ms | p95 ms | queries | their SQL ms (one request) | ratio to /organization "
+        "| target ≤ 2× |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        met = "–" if r["met"] is None else ("met" if r["met"] else "missed")
+        lines.append(f"| {r['label']} | {r['median_ms']:.2f} | {r['p95_ms']:.2f} | {r['queries']} "
+                     f"| {r['sql_ms']:.2f} | {r['ratio']:.2f} | {met} |")
+    table = "\n".join(lines)
+    print(table)
+    return table
+
+
 def _fmt(value, digits=1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -700,6 +831,8 @@ def main(argv=None) -> None:
     parser.add_argument("--fill", nargs="?", type=int, const=1_000_000, metavar="N",
                         help="fill the bench organization with N contacts (default 1,000,000)")
     parser.add_argument("--measure", action="store_true", help="time the API's read paths")
+    parser.add_argument("--pages", action="store_true",
+                        help="time every page shape against GET /organization and the bare cycle (issue 14)")
     parser.add_argument("--cleanup", action="store_true", help="empty the bench database")
     parser.add_argument("--extra", action="store_true",
                         help="with --measure: also the riskier shapes next to the issue's cases (slow)")
@@ -707,8 +840,8 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs per case first (default 5)")
     parser.add_argument("--seed", type=int, default=20250101, help="random seed of the generated data")
     args = parser.parse_args(argv)
-    if not (args.fill or args.measure or args.cleanup):
-        parser.error("give --fill [N], --measure and/or --cleanup")
+    if not (args.fill or args.measure or args.pages or args.cleanup):
+        parser.error("give --fill [N], --measure, --pages and/or --cleanup")
     if args.runs < 20:
         parser.error("--runs must be at least 20 for a meaningful p95")
     configure_django()
@@ -734,6 +867,10 @@ def main(argv=None) -> None:
         (OUT / "results.json").write_text(json.dumps(results, indent=2))
         (OUT / "results.md").write_text(f"{machine()}\n\n{table}\n")
         print(f"plans and results in {OUT.relative_to(ROOT)}/")
+    if args.pages:
+        table = print_pages(measure_pages(runs=args.runs, warmup=args.warmup))
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "pages.md").write_text(f"{machine()}\n\n{table}\n")
     if args.cleanup and args.fill:
         cleanup()
 

@@ -163,9 +163,10 @@ def _merge(survivor: Contact, others: list[Contact], actor: Actor) -> MergeResul
     merged_ids = [str(o.pk) for o in others]
     record_event(survivor, ContactEvent.Kind.MERGED, actor,
                  {"merged_ids": merged_ids, "snapshots": snapshots, "changes": _jsonable_changes(changes)})
-    survivor = Contact.objects.with_related().get(pk=survivor.pk)
-    # Load the related rows now: a dry run's rollback must not take them away from the answer.
-    list(survivor.tags.all()), list(survivor.preferences.all()), list(survivor.list_memberships.all())
+    # Load the related rows now, for the API (with_related) and the admin's page (the prefetch):
+    # a dry run's rollback must not take them away from the answer.
+    survivor = (Contact.objects.with_related().prefetch_related("tags", "preferences", "list_memberships")
+                .get(pk=survivor.pk))
     return MergeResult(survivor=survivor, merged_ids=merged_ids, changes=changes)
 
 

@@ -89,7 +89,7 @@ class ApiKeyAdmin(OrgScopedAdmin):
 
     @admin.action(description="Revoke selected API keys")
     def revoke_keys(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = ApiKey.revoke_many(queryset)
         self.message_user(request, f"Revoked {count} key(s).")
 
     def has_delete_permission(self, request, obj=None):

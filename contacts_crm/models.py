@@ -6,13 +6,17 @@ import string
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import caches
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
+from django.utils.connection import ConnectionProxy
 
 from .tenancy import OrgQuerySet
 
 REGION_VALIDATOR = RegexValidator(r"^[A-Z]{2}$", "Use a two-letter ISO 3166 region code such as US or GB.")
+# The cached API keys and the throttle's state (settings.CACHES["api"]: Redis, or process memory).
+api_cache = ConnectionProxy(caches, "api")
 
 
 class Organization(models.Model):
@@ -31,6 +35,12 @@ class Organization(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        # The cached API keys carry their organization (its region reads every phone).
+        if self.pk:
+            ApiKey.forget_cached(self.api_keys.values_list("prefix", flat=True))
 
 
 class Membership(models.Model):
@@ -95,6 +105,16 @@ class ApiKey(models.Model):
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
 
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        ApiKey.forget_cached([self.prefix])
+
+    def delete(self, *args, **kwargs):
+        prefix = self.prefix
+        result = super().delete(*args, **kwargs)
+        ApiKey.forget_cached([prefix])
+        return result
+
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
@@ -120,12 +140,54 @@ class ApiKey(models.Model):
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
 
+    @classmethod
+    def revoke_many(cls, queryset) -> int:
+        """Revokes every active key of `queryset` (the admin's action); returns how many."""
+        keys = queryset.filter(revoked_at__isnull=True)
+        prefixes = list(keys.values_list("prefix", flat=True))
+        count = keys.update(revoked_at=timezone.now())
+        cls.forget_cached(prefixes)
+        return count
+
+    @classmethod
+    def by_prefix(cls, prefix: str) -> ApiKey | None:
+        """The key with this prefix, its organization loaded: from the "api" cache (for up to
+        API_KEY_CACHE_SECONDS), else one query. Revoked keys too: the caller checks."""
+        cache_key = _key_cache_key(prefix)
+        key = api_cache.get(cache_key)
+        if key is None:
+            key = cls.objects.select_related("organization").filter(prefix=prefix).first()
+            if key is not None:
+                api_cache.set(cache_key, key, settings.API_KEY_CACHE_SECONDS)
+        return key
+
+    @staticmethod
+    def forget_cached(prefixes) -> None:
+        """Drops these keys from the "api" cache now and again after the commit: a request that
+        read the old row before the commit may have cached it in between."""
+        cache_keys = [_key_cache_key(prefix) for prefix in prefixes]
+        if cache_keys:
+            api_cache.delete_many(cache_keys)
+            transaction.on_commit(lambda: api_cache.delete_many(cache_keys))
+
     def touch(self):
-        """Record use, at most one write a minute per key."""
+        """Record use, at most one write a minute per key (per process without Redis: each one
+        caches the key with its own last_used_at)."""
         now = timezone.now()
         if self.last_used_at and now - self.last_used_at < timedelta(minutes=1):
             return
-        ApiKey.objects.filter(pk=self.pk).filter(
+        written = ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).filter(
             models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=now - timedelta(minutes=1))
         ).update(last_used_at=now)
         self.last_used_at = now
+        if written:
+            # The cached copy learns the write, or every request after the minute would try it again.
+            api_cache.set(_key_cache_key(self.prefix), self, settings.API_KEY_CACHE_SECONDS)
+        else:
+            # Another process wrote it, or the key was revoked meanwhile (caching this copy again
+            # would undo forget_cached): the next request reads the row afresh.
+            api_cache.delete(_key_cache_key(self.prefix))
+
+
+def _key_cache_key(prefix: str) -> str:
+    return f"apikey:{prefix}"

@@ -1,7 +1,8 @@
 """Settings, all from the environment (design §1).
 
 DATABASE_URL   default sqlite:///db.sqlite3 (WAL, busy timeout, immediate transactions)
-REDIS_URL      unset: jobs run in-process (a background thread), cache in the database
+REDIS_URL      unset: jobs run in-process (a background thread), cache in the database, API keys
+               and throttle state in process memory
 SECRET_KEY     required unless DEBUG=1
 DEBUG          0/1, default 0
 ALLOWED_HOSTS  comma list, default localhost,127.0.0.1 (plus testserver under DEBUG)
@@ -119,14 +120,27 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and queue ------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# "api": what every API request reads, the cached API keys and the throttle's state (issue 14).
+# In Redis when there is one (shared by every process: a revoked key is forgotten everywhere at
+# once, and one key's requests are counted wherever they land); else in each process's memory,
+# never in the database cache, whose get and set cost ~5 queries a request. Without Redis a key
+# may then make up to (processes × API_THROTTLE_RATE) requests, and a key revoked in one process
+# still works in the others for up to API_KEY_CACHE_SECONDS.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+              "api": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "api"}}
     RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600}}
 else:
-    # Shared by every process (gunicorn workers, commands), unlike the local-memory cache:
-    # the API throttle must count one key's requests wherever they land.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
+    # Shared by every process (gunicorn workers, commands), unlike the local-memory cache.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"},
+              "api": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api",
+                      "OPTIONS": {"MAX_ENTRIES": 10_000}}}
     RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 6 * 3600}}
+# How long an API key (and its organization) is served from the "api" cache. Revoking a key (the
+# admin's action, ApiKey.revoke) or saving it or its organization forgets it at once; a change
+# made around those (a raw UPDATE, a cascade delete) applies within this bound.
+API_KEY_CACHE_SECONDS = int(os.environ.get("API_KEY_CACHE_SECONDS", 10))
 # True in tests: jobs run synchronously in the caller. Without Redis and outside tests they run
 # in a background thread of the web process (contacts_crm.jobs.enqueue).
 JOBS_SYNC = env_bool("JOBS_SYNC")

@@ -10,6 +10,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from contacts.models import Contact
+from contacts.querysets import load_related
 from contacts.serializers import ContactPageSerializer, ContactSerializer, CountSerializer
 from contacts.services import ServiceError
 from contacts.views import CONTACT_SORTS, PRIORITY_LIST_PARAM, OrgViewMixin, api_actor, paginate_contacts, service_error
@@ -112,13 +113,13 @@ class ContactListViewSet(_OrgModelViewSet):
             return Response({"added": added, "already_members": already})
         reject_unknown_params(request)
         qs = (ListMembership.objects.filter(list=contact_list, contact__deleted_at__isnull=True)  # not the trash
-              .select_related("contact").prefetch_related("contact__tags", "contact__preferences",
-                                                          "contact__list_memberships"))
+              .select_related("contact"))
         page = paginate(request, qs, sorts=MEMBER_SORTS)
         contacts = []
         for membership in page.items:
             membership.contact.added_at = membership.added_at
             contacts.append(membership.contact)
+        load_related(contacts)
         return Response(page.body(ListMemberSerializer(contacts, many=True).data))
 
     @extend_schema(request=ContactIdsInputSerializer, responses=MembersRemovedSerializer,

@@ -4,7 +4,7 @@ read-only key, mallory is in Globex and must never see Acme's data."""
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from rest_framework.test import APIClient
 
 from contacts_crm.models import ApiKey, Membership
@@ -15,10 +15,12 @@ from .factories import make_org, make_staff
 
 @pytest.fixture(autouse=True)
 def _clear_cache(settings):
-    # The throttle lives in the shared cache. The database cache is rolled back with each test's
-    # transaction; Redis is not, so empty it (CI gives the tests their own Redis database).
+    # The database cache is rolled back with each test's transaction; Redis and the process-memory
+    # "api" cache (cached keys, the throttle) are not, so empty them (CI gives the tests their own
+    # Redis database).
     if settings.REDIS_URL:
         cache.clear()
+    caches["api"].clear()
     yield
 
 

@@ -85,8 +85,61 @@ def test_a_key_records_its_last_use_at_most_once_a_minute(acme, django_assert_nu
     assert client.get("/api/v1/organization").status_code == 200
     assert ApiKey.objects.get(pk=key.pk).last_used_at == first
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=first - timedelta(minutes=2))
+    ApiKey.forget_cached([key.prefix])  # a raw UPDATE is seen once the cached copy expires
     assert client.get("/api/v1/organization").status_code == 200
     assert ApiKey.objects.get(pk=key.pk).last_used_at > first - timedelta(minutes=1)
+
+
+@pytest.mark.django_db
+def test_a_known_key_costs_no_query_and_no_write(acme, django_assert_num_queries):
+    _, raw = ApiKey.generate(organization=acme, name="n", scope="read")
+    client = client_with_key(raw)
+    assert client.get("/api/v1/organization").status_code == 200  # reads the key, writes last_used_at
+    # the key and its organization come from the "api" cache, the throttle's state lives there too
+    with django_assert_num_queries(0):
+        assert client.get("/api/v1/organization").json()["slug"] == "acme"
+
+
+@pytest.mark.django_db
+def test_a_revoked_key_stops_working_at_once(acme):
+    key, raw = ApiKey.generate(organization=acme, name="n", scope="read")
+    client = client_with_key(raw)
+    assert client.get("/api/v1/organization").status_code == 200
+    ApiKey.objects.get(pk=key.pk).revoke()
+    response = client.get("/api/v1/organization")
+    assert response.status_code == 401
+    assert "revoked" in response.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_a_key_revoked_in_the_admin_stops_working_at_once(acme, alice, client):
+    key, raw = ApiKey.generate(organization=acme, name="n", scope="read")
+    api = client_with_key(raw)
+    assert api.get("/api/v1/organization").status_code == 200
+    client.force_login(alice)
+    response = client.post("/admin/contacts_crm/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk]})
+    assert response.status_code == 302
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
+    assert api.get("/api/v1/organization").status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_deleted_key_stops_working_at_once(acme):
+    key, raw = ApiKey.generate(organization=acme, name="n", scope="read")
+    client = client_with_key(raw)
+    assert client.get("/api/v1/organization").status_code == 200
+    key.delete()
+    assert client.get("/api/v1/organization").status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_change_to_the_organization_reaches_its_cached_keys(acme):
+    _, raw = ApiKey.generate(organization=acme, name="n", scope="read")
+    client = client_with_key(raw)
+    assert client.get("/api/v1/organization").json()["default_region"] == "US"
+    acme.default_region = "GB"
+    acme.save()
+    assert client.get("/api/v1/organization").json()["default_region"] == "GB"
 
 
 @pytest.mark.django_db
@@ -144,6 +197,16 @@ def test_the_throttle_counts_per_key(acme, settings):
     two = client_with_key(ApiKey.generate(organization=acme, name="2", scope="read")[1])
     assert [one.get("/api/v1/organization").status_code for _ in range(3)] == [200, 200, 429]
     assert two.get("/api/v1/organization").status_code == 200
+    assert one.get("/api/v1/organization").status_code == 429  # the other key's calls did not reset it
+
+
+@pytest.mark.django_db
+def test_the_throttle_counts_pages_and_the_organization_call_alike(acme_read_key, settings):
+    settings.API_THROTTLE_RATE = "2/min"
+    client = client_with_key(acme_read_key)
+    assert client.get("/api/v1/contacts").status_code == 200
+    assert client.get("/api/v1/organization").status_code == 200
+    assert client.get("/api/v1/contacts").status_code == 429
 
 
 @pytest.mark.django_db

@@ -50,7 +50,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         match = KEY_RE.match(raw)
         if not match:
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        key = ApiKey.objects.select_related("organization").filter(prefix=match.group(1)).first()
+        key = ApiKey.by_prefix(match.group(1))
         if key is None or not hmac.compare_digest(key.hashed_secret, hash_api_key(raw)):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if key.revoked_at is not None:

@@ -1,13 +1,15 @@
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from ..models import ApiKey
+from ..models import ApiKey, api_cache
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
-    """Per API key (else per user, else per IP); state in the shared default cache."""
+    """Per API key (else per user, else per IP); state in the "api" cache: Redis, or this
+    process's memory when there is no Redis (settings.CACHES)."""
 
     scope = "api"
+    cache = api_cache
 
     def get_rate(self):
         # Read at request time, not import time, so the rate follows settings overrides.

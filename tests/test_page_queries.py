@@ -1,0 +1,62 @@
+"""Every API page shape's query count, pinned (issue 14): the key comes from the "api" cache, the
+throttle's state lives outside the database, and the tags, preferences and lists of a page are
+one UNION whatever its size. A page that gains a query fails here and prints every query."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from contacts.services import Actor
+from contacts.trash import contact_trash
+from segments.models import ContactList, Segment
+
+from .factories import make_contact
+
+pytestmark = pytest.mark.django_db
+
+# PostgreSQL resolves a tags filter's names to ids first (one query); SQLite joins them in.
+TAG_IDS = 1 if connection.vendor == "postgresql" else 0
+
+# shape: (url, queries); {list} and {segment} are filled in, {cursor} is the first page's next_cursor.
+PAGES = {
+    "organization": ("/api/v1/organization", 0),
+    "first page": ("/api/v1/contacts?limit=5", 2),
+    "cursor page": ("/api/v1/contacts?limit=5&cursor={cursor}", 2),
+    "filtered": ("/api/v1/contacts?limit=5&state=NC", 2),
+    "tags AND": ("/api/v1/contacts?limit=5&tags=vip,news&tags_logic=and", 2 + TAG_IDS),
+    "tags OR": ("/api/v1/contacts?limit=5&tags=vip,news", 2 + TAG_IDS),
+    "search": ("/api/v1/contacts?limit=5&search=person", 2),
+    "opt-outs": ("/api/v1/contacts/opt-outs?limit=5", 2),
+    "trash": ("/api/v1/contacts/trash?limit=5", 2),
+    "list members": ("/api/v1/lists/{list}/members?limit=5", 3),  # the list, its page, the UNION
+    "segment members": ("/api/v1/segments/{segment}/members?limit=5", 3 + TAG_IDS),
+    "suppressions": ("/api/v1/suppressions?limit=5", 1),
+}
+
+
+@pytest.fixture
+def book(acme):
+    march = ContactList.objects.create(organization=acme, name="March")
+    for i in range(12):
+        contact = make_contact(acme, state="NC", tags=["vip", "news"][: 1 + i % 2], preferences={"sms": i % 3 == 0},
+                               opted_out=i % 4 == 0)
+        march.memberships.create(contact=contact)
+    for _ in range(3):
+        contact_trash(contact=make_contact(acme, tags=["vip"]), actor=Actor(label="test", source="admin"))
+    segment = Segment.objects.create(organization=acme, name="VIPs", rules={
+        "field": "tags", "operator": "contains_any", "value": ["vip"]})
+    return {"list": march.pk, "segment": segment.pk}
+
+
+@pytest.mark.parametrize("shape", PAGES)
+def test_each_page_shape_costs_a_fixed_number_of_queries(api, book, shape, django_assert_num_queries):
+    url, queries = PAGES[shape]
+    cursor = api.get("/api/v1/contacts?limit=5").json()["next_cursor"]  # also caches the key, touches it
+    url = url.format(cursor=cursor, **book)
+    with django_assert_num_queries(queries):
+        response = api.get(url)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    if shape not in ("organization", "suppressions"):
+        assert len(body["results"]) >= 1
