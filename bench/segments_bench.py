@@ -1,9 +1,12 @@
-"""Segments on the 1,000,000-contact benchmark database (issue 4, "Speed").
+"""Segments and every count on the 1,000,000-contact benchmark database (issues 4 and 14).
 
-Needs the database filled by bench/contacts_bench.py --fill. Creates (once) a 100,000-member list
-and three segments, then times over the test client, median and p95 of --runs requests after
---warmup: GET /segments/{id}/count and GET /segments/{id}/members?limit=50, and the main SQL
-query alone with its EXPLAIN ANALYZE in bench/out/segment-<case>.plan.txt.
+Needs the database filled by bench/contacts_bench.py --fill. Creates (once) a 100,000-member list,
+the three segments and, with --define-custom, the `loyalty_points` custom field as a number (the
+definition that builds its expression index). Then times over the test client, median and p95 of
+--runs requests after --warmup: every contacts count of bench/ (one popular tag, state + tag, two
+rare tags ANDed, and a page of that AND), each segment's count and first page of members, and
+segment (c)'s estimated count (`?exact=false`); and each case's main SQL query alone (median of
+--runs executions) with its EXPLAIN ANALYZE in bench/out/segment-<case>.plan.txt.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_bench .venv/bin/python bench/segments_bench.py
 """
@@ -11,6 +14,7 @@ query alone with its EXPLAIN ANALYZE in bench/out/segment-<case>.plan.txt.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -33,11 +37,22 @@ CASES = {
             {"field": "lifecycle_stage", "operator": "eq", "value": "customer"},
         ]},
     ]},
+    "b2_custom_only": {"field": "custom.loyalty_points", "operator": "gt", "value": 4900},
     "c_not_in_100k_list": None,  # filled with the list id
 }
+# The contacts counts (and the one page) of bench/contacts_bench.py whose plans issue 14 is about.
+CONTACT_CASES = [
+    ("count_one_tag", "count?tags=vip", "/api/v1/contacts/count?tags=vip", True),
+    ("count_popular_tag", "count?tags=newsletter", "/api/v1/contacts/count?tags=newsletter", True),
+    ("count_state_tag", "count?state=NC&tags=vip", "/api/v1/contacts/count?state=NC&tags=vip", True),
+    ("count_rare_and", "count?tags=press,government&tags_logic=and",
+     "/api/v1/contacts/count?tags=press,government&tags_logic=and", True),
+    ("page_rare_and", "tags=press,government&tags_logic=and (page of 50)",
+     "/api/v1/contacts?tags=press,government&tags_logic=and&limit=50", False),
+]
 
 
-def ensure_objects(org):
+def ensure_objects(org, *, define_custom: bool):
     from django.db import connection
 
     from segments.models import ContactList, Segment
@@ -56,13 +71,28 @@ def ensure_objects(org):
         segment, _ = Segment.objects.update_or_create(organization=org, name=f"bench: {name}",
                                                       defaults={"rules": rules})
         segments[name] = segment
+    if define_custom:
+        from contacts.custom_fields import custom_field_create
+        from contacts.models import CustomField
+
+        if not CustomField.objects.for_org(org).filter(key="loyalty_points").exists():
+            custom_field_create(org=org, data={"key": "loyalty_points", "type": "number"})
     return segments
+
+
+def _main_sql(queries, *, count: bool) -> str:
+    selects = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and "contacts_contact" in q["sql"]
+               and (not count or "COUNT(" in q["sql"] or "reltuples" in q["sql"] or "EXPLAIN" in q["sql"])]
+    return max(selects, key=len)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--define-custom", action="store_true",
+                        help="define custom.loyalty_points as a number first (builds its expression index)")
+    parser.add_argument("--label", default="", help="suffix of the plan files (e.g. before, after)")
     args = parser.parse_args(argv)
     cb.configure_django()
     from django.db import connection
@@ -74,25 +104,40 @@ def main(argv=None):
     org = cb._bench_org(create=False)
     if org is None:
         sys.exit("Fill the database first: bench/contacts_bench.py --fill")
-    segments = ensure_objects(org)
+    segments = ensure_objects(org, define_custom=args.define_custom)
     _, raw = ApiKey.generate(organization=org, name="segments bench", scope="read")
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    rows = []
+    cases = [(key, label, url, is_count) for key, label, url, is_count in CONTACT_CASES]
     for name, segment in segments.items():
-        for kind, url in (("count", f"/api/v1/segments/{segment.pk}/count"),
-                          ("first page", f"/api/v1/segments/{segment.pk}/members?limit=50")):
-            times = cb._time_get(client, url, runs=args.runs, warmup=args.warmup)
-            with CaptureQueriesContext(connection) as queries:
-                body = client.get(url).json()
-            selects = [q["sql"] for q in queries.captured_queries
-                       if q["sql"].startswith("SELECT") and "contacts_contact" in q["sql"]]
-            main_sql = max(selects, key=len)
-            plan = cb.explain(main_sql, f"segment-{name}-{kind.replace(' ', '_')}", runs=5)
-            rows.append((name, kind, statistics.median(times), cb._percentile(times, 0.95), plan["sql_median_ms"],
-                         body.get("count", len(body.get("results", [])))))
-    print(f"{'case':28} {'what':10} {'median ms':>10} {'p95 ms':>8} {'SQL ms':>8} {'result':>8}")
-    for name, kind, median, p95, sql, result in rows:
-        print(f"{name:28} {kind:10} {median:10.1f} {p95:8.1f} {sql:8.1f} {result:>8}")
+        cases.append((f"{name}-count", f"segment {name}: count", f"/api/v1/segments/{segment.pk}/count", True))
+        cases.append((f"{name}-first_page", f"segment {name}: first page",
+                      f"/api/v1/segments/{segment.pk}/members?limit=50", False))
+    cases.append(("c_not_in_100k_list-estimate", "segment c_not_in_100k_list: count?exact=false",
+                  f"/api/v1/segments/{segments['c_not_in_100k_list'].pk}/count?exact=false", True))
+    suffix = f"-{args.label}" if args.label else ""
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    rows = []
+    for key, label, url, is_count in cases:
+        response = client.get(url)
+        if response.status_code != 200:  # e.g. ?exact=false before the code knows it
+            print(f"skip {key}: {response.status_code} {response.content[:120]!r}", flush=True)
+            continue
+        times = cb._time_get(client, url, runs=args.runs, warmup=args.warmup)
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get(url).json()
+        main_sql = _main_sql(queries.captured_queries, count=is_count)
+        plan = cb.explain(main_sql, f"segment-{key}{suffix}", runs=args.runs)
+        result = body.get("count", len(body.get("results", [])))
+        if body.get("exact") is False:
+            result = f"~{result}"
+        rows.append((label, statistics.median(times), cb._percentile(times, 0.95), plan["sql_median_ms"],
+                     result, plan["plan"]))
+        print(f"{label}: {rows[-1][1]:.1f} ms HTTP, {rows[-1][3]:.1f} ms SQL", flush=True)
+    print(f"load average after: {os.getloadavg()}")
+    print("| case | result | HTTP median / p95 ms | SQL median ms | plan (main query) |")
+    print("|---|---|---|---|---|")
+    for label, median, p95, sql, result, summary in rows:
+        print(f"| {label} | {result} | {median:.1f} / {p95:.1f} | {sql:.1f} | {summary} |")
 
 
 if __name__ == "__main__":
