@@ -18,6 +18,7 @@ from contacts_crm.api.parsers import BoundedJSONParser as JSONParser  # depth an
 from contacts_crm.api.permissions import HasOrgScope, request_actor, request_organization
 
 from . import services
+from .counting import EXACT_PARAMETER, CountAnswerSerializer, contacts_count_plan, count_answer, parse_exact
 from .filters import FILTER_DOCS, filter_contacts, filter_parameters
 from .models import Channel, Contact, ContactEvent, CustomField, Tag
 from .normalize import NormalizationError, normalize_phone, normalize_tag
@@ -30,7 +31,6 @@ from .serializers import (
     ContactPageSerializer,
     ContactSerializer,
     ContactWithOutcomeSerializer,
-    CountSerializer,
     CustomFieldPageSerializer,
     CustomFieldSerializer,
     DeletedSerializer,
@@ -211,11 +211,13 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
             body["ignored_filters"] = ignored
         return Response(body)
 
-    @extend_schema(parameters=filter_parameters(), responses=CountSerializer)
+    @extend_schema(parameters=[*filter_parameters(), EXACT_PARAMETER], responses=CountAnswerSerializer)
     @action(detail=False, methods=["get"])
     def count(self, request):
-        qs, ignored = filter_contacts(Contact.objects.for_org(self.org), request.query_params, org=self.org)
-        body = {"count": qs.count()}
+        exact = parse_exact(request.query_params)
+        qs, ignored = filter_contacts(Contact.objects.for_org(self.org), request.query_params, org=self.org,
+                                      extra_allowed=("exact",))
+        body = count_answer(qs, exact=exact, count=contacts_count_plan(request.query_params, org=self.org))
         if ignored:
             body["ignored_filters"] = ignored
         return Response(body)

@@ -776,6 +776,29 @@ def compile_rules(rules, *, org) -> Q:
     return _compile_node(tree, org=org, now=timezone.now(), custom_keys=custom_keys)
 
 
+def count_plan(rules, *, org):
+    """A segment's own exact count (a callable) when its rules are one tags or lists condition
+    (any of, none of) or its negation — shapes whose generic COUNT visits every member's row
+    (contacts.counting) — else None. Raises RuleError like compile_rules. No query."""
+    from contacts.counting import count_rows, members_rows, tagged_any_rows
+
+    node, negate = parse_rules(rules, region=org.default_region or "US"), False
+    while isinstance(node, Not) or (isinstance(node, Group) and len(node.children) == 1):
+        if isinstance(node, Not):
+            node, negate = node.child, not negate
+        else:
+            node = node.children[0]
+    if not isinstance(node, Condition) or node.spec.kind not in ("tags", "lists"):
+        return None
+    if node.operator not in ("contains_any", "contains_none"):
+        return None
+    negate ^= node.operator == "contains_none"  # contains_none compiles to ~contains_any
+    values = node.value
+    if node.spec.kind == "tags":
+        return lambda: count_rows(tagged_any_rows(org=org, names=values), complement_of=org if negate else None)
+    return lambda: count_rows(members_rows(org=org, list_ids=values), complement_of=org if negate else None)
+
+
 def contacts_matching(rules, *, org):
     """The organization's contacts matching `rules`: a lazy queryset (one query when evaluated)."""
     from contacts.models import Contact
