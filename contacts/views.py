@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -18,7 +18,15 @@ from contacts_crm.api.parsers import BoundedJSONParser as JSONParser  # depth an
 from contacts_crm.api.permissions import HasOrgScope, request_actor, request_organization
 
 from . import services
-from .counting import EXACT_PARAMETER, CountAnswerSerializer, contacts_count_plan, count_answer, parse_exact
+from .counting import (
+    EXACT_PARAMETER,
+    CountAnswerSerializer,
+    contacts_count_plan,
+    count_answer,
+    live_links_count,
+    parse_exact,
+)
+from .custom_fields import custom_field_indexes_schedule
 from .filters import FILTER_DOCS, filter_contacts, filter_parameters
 from .models import Channel, Contact, ContactEvent, CustomField, Tag
 from .normalize import NormalizationError, normalize_phone, normalize_tag
@@ -591,8 +599,19 @@ class CustomFieldViewSet(OrgViewMixin, viewsets.ModelViewSet):
         page = paginate(request, self.get_queryset(), sorts=("id", "-id"))
         return Response(page.body(CustomFieldSerializer(page.items, many=True).data))
 
+    # A number or date definition gets an expression index, built after the commit by a job
+    # (contacts.custom_fields); a changed key or type or a deletion replaces or drops it.
     def perform_create(self, serializer):
         serializer.save(organization=self.org)
+        custom_field_indexes_schedule(org_id=self.org.pk)
+
+    def perform_update(self, serializer):
+        serializer.save()
+        custom_field_indexes_schedule(org_id=self.org.pk)
+
+    def perform_destroy(self, instance):
+        instance.delete()
+        custom_field_indexes_schedule(org_id=self.org.pk)
 
 
 TAG_SORTS = ("name", "-name", "id", "-id")
@@ -609,7 +628,7 @@ class TagViewSet(OrgViewMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
             return Tag.objects.none()
-        return Tag.objects.for_org(self.org).annotate(contact_count=Count("contact_links"))
+        return Tag.objects.for_org(self.org).annotate(contact_count=live_links_count())
 
     def get_object(self):
         return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])

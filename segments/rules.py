@@ -65,8 +65,13 @@ MAX_CONDITIONS = 50
 MAX_VALUES = 500
 MAX_TOTAL_VALUES = 1000  # across all conditions of one rule set: 50 x 500 `in` values ran 23 s
 MAX_DAYS = 36_500
-NUMBER_RE = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
-PG_NUMBER_RE = r"^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+# A numeric string, as custom-field rules read one (both databases agree). Bounded so that the
+# PostgreSQL cast `::numeric` can never raise — an expression index (contacts.custom_fields) on
+# a raising expression would make writes fail: ASCII digits and ASCII white space only (numeric_in
+# refuses "5\u2003"; PostgreSQL's \s and Python's \d match more), at most 64 digits either side
+# of the point and a 3-digit exponent (`1e999999` overflows numeric).
+NUMBER_RE = re.compile(r"[ \t\n\r\f\v]*[-+]?([0-9]{1,64}(\.[0-9]{0,64})?|\.[0-9]{1,64})([eE][-+]?[0-9]{1,3})?[ \t\n\r\f\v]*")
+PG_NUMBER_RE = f"^{NUMBER_RE.pattern}$"
 PG_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 CUSTOM_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,49}|[0-9]{1,18}")
 
