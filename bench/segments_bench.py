@@ -49,6 +49,9 @@ CONTACT_CASES = [
      "/api/v1/contacts/count?tags=press,government&tags_logic=and", True),
     ("page_rare_and", "tags=press,government&tags_logic=and (page of 50)",
      "/api/v1/contacts?tags=press,government&tags_logic=and&limit=50", False),
+    # The live contacts counted per tag and per list, beside each tag and list.
+    ("tags_list", "GET /tags (30 tags, contact_count each)", "/api/v1/tags?limit=50", True),
+    ("lists_list", "GET /lists (member_count of the 100k list)", "/api/v1/lists", True),
 ]
 
 

@@ -33,7 +33,7 @@ from .counting import live_links_count
 from .custom_fields import custom_field_indexes_schedule
 from .export_views import export_matching_view, export_selected, export_selected_vcf, export_selected_xlsx
 from .forms import ContactAdminForm, CustomFieldAdminForm, TagAdminForm, contact_admin_link, display_phone
-from .models import ChannelPreference, Contact, ContactEvent, CustomField, Tag
+from .models import ChannelPreference, Contact, ContactEvent, ContactTag, CustomField, Tag
 from .normalize import NormalizationError, normalize_tag
 
 # Tag and opt-out actions call the per-contact services (each writes its own event, ~5 queries a
@@ -671,7 +671,7 @@ class TagAdmin(OrgScopedAdmin):
         qs = super().get_queryset(request)
         if request.resolver_match is not None and request.resolver_match.url_name == "autocomplete":
             return qs  # the contact page's tag picker needs names, not a count of every tag's links
-        return qs.annotate(contact_count=live_links_count())
+        return qs.annotate(contact_count=live_links_count(ContactTag, "tag"))
 
     def get_fields(self, request, obj=None):
         return ["organization", "name"] if request.user.is_superuser and obj is None else ["name"]

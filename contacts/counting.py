@@ -87,16 +87,22 @@ def _trashed_ids(org):
     return Contact.objects.filter(organization=org, deleted_at__isnull=False).values("pk")
 
 
-def live_links_count():
-    """A Tag annotation: how many live contacts have the tag (the trash left out, as list member
-    counts and every contacts count leave it out). A hashed subplan over the trashed contacts'
-    ids (the partial index contact_org_trashed), not a join of every link with its contact."""
-    from django.db.models import Count, Q
+def live_links_count(link_model, owner: str):
+    """An annotation of a Tag (`live_links_count(ContactTag, "tag")`) or a ContactList
+    (`live_links_count(ListMembership, "list")`): how many live contacts it holds — the trash
+    left out, as every contacts count leaves it out. A correlated subquery per tag or list of the
+    page (PostgreSQL evaluates it after the sort and limit): an index-only scan of its links, the
+    trashed contacts' left out by a hashed subplan over the partial index contact_org_trashed —
+    not a join of every link of the organization with its contact's row (GET /lists took 1.8 s
+    with one 100k list)."""
+    from django.db.models import F, Func, OuterRef, Subquery
 
     from .models import Contact
 
     trashed = Contact.objects.filter(deleted_at__isnull=False).values("pk")
-    return Count("contact_links", filter=~Q(contact_links__contact_id__in=trashed))
+    links = (link_model.objects.filter(**{owner: OuterRef("pk")}).exclude(contact_id__in=trashed).order_by()
+             .annotate(n=Func(F("contact_id"), function="COUNT")).values("n"))  # index-only
+    return Subquery(links)
 
 
 def tagged_any_rows(*, org, names):

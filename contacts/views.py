@@ -28,7 +28,7 @@ from .counting import (
 )
 from .custom_fields import custom_field_indexes_schedule
 from .filters import FILTER_DOCS, filter_contacts, filter_parameters
-from .models import Channel, Contact, ContactEvent, CustomField, Tag
+from .models import Channel, Contact, ContactEvent, ContactTag, CustomField, Tag
 from .normalize import NormalizationError, normalize_phone, normalize_tag
 from .querysets import SortFold
 from .serializers import (
@@ -628,7 +628,7 @@ class TagViewSet(OrgViewMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
             return Tag.objects.none()
-        return Tag.objects.for_org(self.org).annotate(contact_count=live_links_count())
+        return Tag.objects.for_org(self.org).annotate(contact_count=live_links_count(ContactTag, "tag"))
 
     def get_object(self):
         return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
@@ -9,7 +8,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from contacts.counting import EXACT_PARAMETER, CountAnswerSerializer, count_answer, parse_exact
+from contacts.counting import EXACT_PARAMETER, CountAnswerSerializer, count_answer, live_links_count, parse_exact
 from contacts.models import Contact
 from contacts.serializers import ContactPageSerializer, ContactSerializer
 from contacts.services import ServiceError
@@ -72,7 +71,7 @@ class ContactListViewSet(_OrgModelViewSet):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
             return ContactList.objects.none()
         return ContactList.objects.for_org(self.org).annotate(
-            member_count=Count("memberships", filter=Q(memberships__contact__deleted_at__isnull=True)))
+            member_count=live_links_count(ListMembership, "list"))
 
     def contact_list(self) -> ContactList:
         return get_object_or_404(ContactList.objects.for_org(self.org), pk=self.kwargs["pk"])

@@ -138,3 +138,20 @@ def test_exact_false_answers_the_planners_estimate_marked_when_it_is_large(api, 
     body = api.get(f"/api/v1/segments/{segment.pk}/count", {"exact": "false"}).json()
     assert body["exact"] is False and isinstance(body["count"], int)
     assert api.get(f"/api/v1/segments/{segment.pk}/count").json() == {"count": 2}
+
+
+def test_list_and_tag_counts_leave_the_trash_out_in_the_api_and_the_admin(api, alice, book):
+    counts = {item["name"]: item["member_count"] for item in api.get("/api/v1/lists").json()["results"]}
+    assert counts == {"Listed": 2, "Other": 2}
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/admin/segments/contactlist/")
+    request.user = alice
+    model_admin = admin.site._registry[ContactList]
+    annotated = {item.name: item._member_count for item in model_admin.get_queryset(request)}
+    assert annotated == {"Listed": 2, "Other": 2}
+    from contacts.models import Tag
+
+    tags = {tag.name: tag.contact_count for tag in admin.site._registry[Tag].get_queryset(request)}
+    assert tags == {"vip": 2, "news": 2}
