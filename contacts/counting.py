@@ -95,13 +95,13 @@ def live_links_count(link_model, owner: str):
     trashed contacts' left out by a hashed subplan over the partial index contact_org_trashed —
     not a join of every link of the organization with its contact's row (GET /lists took 1.8 s
     with one 100k list)."""
-    from django.db.models import F, Func, OuterRef, Subquery
+    from django.db.models import F, Func, IntegerField, OuterRef, Subquery
 
     from .models import Contact
 
     trashed = Contact.objects.filter(deleted_at__isnull=False).values("pk")
     links = (link_model.objects.filter(**{owner: OuterRef("pk")}).exclude(contact_id__in=trashed).order_by()
-             .annotate(n=Func(F("contact_id"), function="COUNT")).values("n"))  # index-only
+             .annotate(n=Func(F("contact_id"), function="COUNT", output_field=IntegerField())).values("n"))
     return Subquery(links)
 
 
@@ -151,8 +151,17 @@ def count_rows(rows, *, complement_of=None) -> int:
 
 def contacts_count_plan(params, *, org):
     """GET /contacts/count: the shape's own count (a callable) when the filters are only `tags`
-    with OR logic, else None (the generic COUNT is fast for the other shapes: bench/README.md)."""
+    with OR logic, or `segment` with a segment that has one (segments.rules.count_plan); else
+    None (the generic COUNT is fast for the other shapes: bench/README.md)."""
     given = {name for name, value in params.items() if value not in (None, "") and name != "exact"}
+    if "segment" in given:  # the other filters are ignored; filter_contacts has checked the id
+        from segments.models import Segment
+        from segments.rules import count_plan
+
+        from .validation import parse_ascii_id
+
+        segment = Segment.objects.for_org(org).filter(pk=parse_ascii_id(params["segment"].strip())).first()
+        return count_plan(segment.rules, org=org) if segment is not None else None
     logic = (params.get("tags_logic") or "or").strip().lower()
     if given - {"tags", "tags_logic"} or "tags" not in given or logic != "or":
         return None

@@ -73,6 +73,7 @@ def rules_count(api, acme, rules):
     preview = api.post("/api/v1/segments/preview", {"rules": rules}, format="json")
     assert preview.status_code == 200, preview.content
     assert preview.json()["count"] == response.json()["count"]
+    assert count(api, f"?segment={segment.pk}&state=ZZ")["count"] == response.json()["count"]
     return response.json()["count"]
 
 
