@@ -112,3 +112,21 @@ def test_the_sync_replaces_a_failed_build_and_drops_indexes_without_a_definition
     done = custom_fields.custom_field_indexes_sync(acme.pk)
     assert done == {"created": [wanted], "dropped": sorted([stale, wanted])}
     assert custom_fields.existing_indexes(acme.pk) == {wanted: True}
+
+
+@postgres_only
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_builds_and_drops_the_index_as_the_api_does(client, alice, acme, settings):
+    from django.urls import reverse
+
+    settings.REDIS_URL = ""
+    client.force_login(alice)
+    response = client.post(reverse("admin:contacts_customfield_add"), {"key": "visits", "type": "number", "choices": ""})
+    assert response.status_code == 302
+    field = CustomField.objects.get(organization=acme, key="visits")
+    assert list(custom_fields.existing_indexes(acme.pk)) == [
+        custom_fields.index_name(org_id=acme.pk, field_id=field.pk, key="visits", type="number")]
+    response = client.post(reverse("admin:contacts_customfield_delete", args=[field.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert custom_fields.existing_indexes(acme.pk) == {}
