@@ -53,3 +53,40 @@ def drain_queue():
 
     queue = get_queue()
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
+def kill_process_tree(process) -> None:
+    """SIGKILLs a process and all its descendants, as when a machine dies. By pid: RQ 3's work
+    horse leaves the worker's process group, so a killpg would miss it."""
+    import os
+    import signal
+
+    import psutil
+
+    tree = [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
+
+
+def wait_until_unlocked(job, seconds: float = 30) -> None:
+    """Waits until the database has noticed a killed worker and released its lock on the job's
+    row (a locked job is a live one: requeue_stale_imports skips it)."""
+    import time
+
+    from django.db import DatabaseError, transaction
+
+    from imports.models import ImportJob
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with transaction.atomic():
+                ImportJob.objects.select_for_update(nowait=True).get(pk=job.pk)
+            return
+        except DatabaseError:
+            assert time.monotonic() < deadline, "the killed worker's lock was never released"
+            time.sleep(0.1)

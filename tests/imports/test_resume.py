@@ -3,9 +3,7 @@ of an uninterrupted import (no duplicate contacts, events or error lines)."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +20,7 @@ from imports.pipeline import run_import, start_import
 
 from ..factories import make_org
 from ..test_jobs import ROOT, worker_env
-from .helpers import csv_bytes, run_import_bytes
+from .helpers import csv_bytes, kill_process_tree, run_import_bytes, wait_until_unlocked
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,31 +72,14 @@ def test_a_killed_import_resumes_to_the_uninterrupted_result(acme):
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "the import never started writing"
         time.sleep(0.005)
-    # RQ 3's work horse leaves the worker's process group: kill every descendant by pid.
-    import psutil
-
-    tree = [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]
-    for pid in tree:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait()
+    kill_process_tree(process)
     job.refresh_from_db()
     assert job.status == "running" and 0 < job.groups_done < job.groups_total, "killed too late to test a resume"
 
     # Nobody requeues it by hand: a worker starting (make worker's CrmWorker) finds the import
     # without a heartbeat and requeues it, and it resumes by itself. (First wait until PostgreSQL
     # has noticed the dead worker and released its row lock: a locked job is a live one.)
-    from django.db import DatabaseError, transaction
-
-    for _ in range(300):
-        try:
-            with transaction.atomic():
-                ImportJob.objects.select_for_update(nowait=True).get(pk=job.pk)
-            break
-        except DatabaseError:
-            time.sleep(0.1)
+    wait_until_unlocked(job)
     time.sleep(1.2)
     if settings.REDIS_URL:
         command = [sys.executable, "manage.py", "rqworker", "--burst", "default",
