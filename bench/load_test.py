@@ -9,9 +9,14 @@ no dependency), so the figures measure the server, not a client library.
 Each client loops over a weighted mix: list (a page of 50), search, get by id, create/merge,
 patch, opt-out, segment count. `--import-file F` uploads that file as an import when the run
 starts and reports its final counters; `--kill-worker-pid P --kill-after S` SIGKILLs an RQ worker
-once (its supervisor, or `--restart-worker`, starts a new one) to check that the import still
-ends like a quiet run. Prints (and with `--out`, writes as JSON) throughput, p50/p95/p99 per
-endpoint, status counts and the 5xx count (the goal: 0).
+once, with its whole process tree (RQ 3's work horse, which runs the import, leaves the worker's
+process group: a kill of the worker alone leaves the horse running), `--kill-phase writing`
+first waits until the import is writing; `--restart-worker CMD` starts a new one, which
+requeues the import once its heartbeat is older than IMPORT_STALE_SECONDS. With
+`--reference-digest F` (bench/import_digest.py of a quiet run of the same file on a copy of
+the book) the import's final state is compared with it. Prints (and with `--out`, writes as
+JSON) throughput, p50/p95/p99 per endpoint, status counts and the 5xx count (the goal: 0); exits
+1 when there was a 5xx or the import did not end as the quiet run did.
 """
 
 from __future__ import annotations
@@ -192,13 +197,23 @@ async def main(args):
         if not args.kill_worker_pid:
             return
         await asyncio.sleep(args.kill_after)
-        os.kill(args.kill_worker_pid, signal.SIGKILL)
-        print(f"killed worker {args.kill_worker_pid} at {time.monotonic() - started:.0f} s", file=sys.stderr)
+        if args.kill_phase and job_id is not None:
+            await wait_for_phase(args, job_id, args.kill_phase)
+        killed = kill_tree(args.kill_worker_pid)
+        report_chaos["killed_at_s"] = round(time.monotonic() - started, 1)
+        report_chaos["killed_pids"] = killed
+        if job_id is not None:
+            report_chaos["job_when_killed"] = await job_state(args, job_id)
+        print(f"killed worker tree {killed} at {report_chaos['killed_at_s']} s", file=sys.stderr)
         if args.restart_worker:
-            subprocess.Popen(args.restart_worker, shell=True)  # noqa: S602 (the operator's own command)
+            subprocess.Popen(args.restart_worker, shell=True, start_new_session=True)  # noqa: S602 (the operator's own command)
+
+    report_chaos: dict = {}
 
     await asyncio.gather(chaos(), *(run.client(n) for n in range(args.clients)))
     report = run.report(time.monotonic() - started)
+    if report_chaos:
+        report["chaos"] = report_chaos
     if job_id is not None:
         client = Client(args.port, args.key)
         give_up = time.monotonic() + args.import_wait
@@ -209,11 +224,66 @@ async def main(args):
                 break
             await asyncio.sleep(2)
         await client.close()
-        report["import"] = {k: job.get(k) for k in ("id", "status", "counters", "progress")}
+        report["import"] = {k: job.get(k) for k in ("id", "status", "stalled", "counters", "progress")}
+        if args.reference_digest:
+            report["import"]["same_as_quiet_run"] = same_as_reference(args, job_id)
     print(json.dumps(report, indent=2))
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(report, handle, indent=2)
+    failed = report["errors_5xx"] or (args.reference_digest and not report.get("import", {}).get("same_as_quiet_run"))
+    sys.exit(1 if failed else 0)
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILLs a worker and every descendant (the work horse) by pid, as when a machine dies."""
+    import psutil
+
+    tree = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    for member in tree:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return tree
+
+
+async def job_state(args, job_id: int) -> dict:
+    client = Client(args.port, args.key)
+    status, payload = await client.request("GET", f"/api/v1/imports/{job_id}")
+    await client.close()
+    job = json.loads(payload) if status == 200 else {}
+    return {"status": job.get("status"), "progress": job.get("progress")}
+
+
+async def wait_for_phase(args, job_id: int, phase: str) -> None:
+    """Polls the import until it is in `phase` with some progress (writing: a chunk committed)."""
+    give_up = time.monotonic() + args.import_wait
+    while time.monotonic() < give_up:
+        progress = (await job_state(args, job_id)).get("progress") or {}
+        if progress.get("phase") == phase and (phase != "writing" or progress.get("groups_done", 0) > 0):
+            return
+        await asyncio.sleep(0.5)
+
+
+def same_as_reference(args, job_id: int) -> bool:
+    """bench/import_digest.py of this import (the server's DATABASE_URL, in this environment)
+    against the quiet run's digest."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here))
+    from import_digest import same_result
+
+    out = subprocess.run([sys.executable, str(here / "import_digest.py"), "--job", str(job_id)],
+                         capture_output=True, text=True, check=True)
+    actual = json.loads(out.stdout)
+    reference = json.loads(Path(args.reference_digest).read_text())
+    if not same_result(actual, reference):
+        print("the import differs from the quiet run:\n" + json.dumps({"run": actual, "quiet": reference}),
+              file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":
@@ -228,7 +298,10 @@ if __name__ == "__main__":
     parser.add_argument("--import-wait", type=float, default=600, help="seconds to wait for the import after")
     parser.add_argument("--kill-worker-pid", type=int, help="SIGKILL this RQ worker once")
     parser.add_argument("--kill-after", type=float, default=60)
+    parser.add_argument("--kill-phase", choices=["reading", "writing"],
+                        help="after --kill-after, also wait until the import is in this phase")
     parser.add_argument("--restart-worker", help="shell command that starts a new worker after the kill")
+    parser.add_argument("--reference-digest", help="bench/import_digest.py output of a quiet run of the same file")
     parser.add_argument("--out", help="also write the report here (JSON)")
     arguments = parser.parse_args()
     if not 0 < arguments.duration <= 600 or not 0 < arguments.clients <= 200:

@@ -4,8 +4,9 @@ PostgreSQL: `SET statement_timeout` at the start of each request (one round trip
 slow query is cancelled by the server (QueryCanceled) and the API answers 503 with the envelope
 instead of holding a gunicorn worker. API requests get API_STATEMENT_TIMEOUT (default 10 s); the
 export endpoint and the admin get EXPORT_STATEMENT_TIMEOUT (default 300 s). Background jobs and
-commands (imports, exports to a file, migrations) run on connections opened with
-JOB_STATEMENT_TIMEOUT (default 1800 s) through the connection's startup options (settings.py).
+commands (imports, exports to a file) run on connections opened with JOB_STATEMENT_TIMEOUT
+(default 1800 s) through the connection's startup options (settings.py); `migrate` runs with
+none (contacts_crm/management/commands/migrate.py).
 The bound is lifted (RESET) when the response is closed, after a streamed export's last row.
 
 SQLite has no statement timeout: the same limit is kept with a progress handler that interrupts

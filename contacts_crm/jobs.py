@@ -71,9 +71,14 @@ def enqueue(func, *args, job_timeout: int | None = None, **kwargs):
 # once and schedules them (RQ's scheduler, which --with-scheduler runs in the worker, moves them
 # to the queue when due; each check schedules its next run). A fixed job id per check keeps
 # several workers from stacking copies of it.
+def stale_check_seconds() -> int:
+    """Seconds between two stale-import checks: half IMPORT_STALE_SECONDS, at least 10."""
+    return max(10, settings.IMPORT_STALE_SECONDS // 2)
+
+
 def periodic_checks() -> list[tuple[str, int]]:
     """(dotted path of a function taking no arguments, seconds between runs)."""
-    return [("imports.pipeline.requeue_stale_imports", max(10, settings.IMPORT_STALE_SECONDS // 2))]
+    return [("imports.pipeline.requeue_stale_imports", stale_check_seconds())]
 
 
 def run_periodic(path: str, every: int) -> None:
@@ -106,6 +111,22 @@ def schedule_periodic(path: str, every: int) -> None:
 
 
 class CrmWorker(Worker):
+    """A worker started after a crash finds the dead worker's scheduler lock still held (RQ keeps
+    it 61 s) and runs no scheduler; RQ tries the lock again only at its maintenance, every 10
+    minutes and only between two dequeues that block 405 s each. Until then the stale-import
+    check never comes round and the dead worker's import waits (the load test measured 13.5
+    minutes from the kill to the requeue). This worker tries again every stale_check_seconds():
+    63 s in the same test, with IMPORT_STALE_SECONDS=30 (bench/README.md, "Load test")."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.maintenance_interval = min(self.maintenance_interval, stale_check_seconds())
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # An idle worker wakes this often for its maintenance (and heartbeats more often).
+        return min(super().dequeue_timeout, stale_check_seconds())
+
     def work(self, *args, **kwargs):
         from django.utils.module_loading import import_string
 

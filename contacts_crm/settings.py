@@ -108,8 +108,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DB_IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 # Statement timeouts in seconds, 0 = none (contacts_crm/db.py): API requests, the export endpoint
-# and the admin, and every other connection (RQ jobs, commands, migrations) — the last through the
-# connection's startup options, which each web request then overrides with its own.
+# and the admin, and every other connection (RQ jobs, commands) — the last through the
+# connection's startup options, which each web request then overrides with its own. `migrate`
+# lifts it for its session (contacts_crm/management/commands/migrate.py).
 API_STATEMENT_TIMEOUT = float(os.environ.get("API_STATEMENT_TIMEOUT", 10))
 EXPORT_STATEMENT_TIMEOUT = float(os.environ.get("EXPORT_STATEMENT_TIMEOUT", 300))
 JOB_STATEMENT_TIMEOUT = float(os.environ.get("JOB_STATEMENT_TIMEOUT", 1800))

@@ -45,6 +45,8 @@ def import_status(job: ImportJob) -> tuple[str, str]:
     if job.status == ImportJob.Status.SUCCEEDED and job.failed:
         written = job.created + job.updated + job.unchanged
         key, label = "errors", "Finished with errors" + ("" if written else " (nothing written)")
+    elif job.is_stalled:  # its worker died: the stale-import check requeues it (issue 13 item 4)
+        key, label = "stalled", "Stalled, resuming"
     if job.dry_run:
         label += " (dry run)"
     return key, label
@@ -191,7 +193,7 @@ class ImportJobAdmin(OrgScopedAdmin):
     @admin.display(description="Status", ordering="status")
     def status_badge(self, job):
         colors = {"succeeded": "#2a7", "failed": "#c33", "running": "#27c", "queued": "#888", "draft": "#aa7",
-                  "errors": "#c60"}
+                  "errors": "#c60", "stalled": "#c60"}
         key, label = import_status(job)
         return format_html('<b style="color:{}" class="import-status status-{}">{}</b>', colors.get(key, "#333"),
                            key, label)

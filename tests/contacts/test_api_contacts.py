@@ -381,3 +381,31 @@ def test_the_written_out_representation_equals_drfs_field_by_field_one(acme, ali
         assert ContactSerializer(contact).data == serializers.ModelSerializer.to_representation(
             ContactSerializer(contact), contact)
         assert not ContactSerializer(contact).data["created_at"].endswith("Z")
+
+
+def test_bulk_items_the_write_engine_refuses_mid_batch_are_error_items_and_the_rest_lands(api, acme):
+    """Issue 13 item 8: the items failed only at write time (a phone of one contact with the email
+    of another; more custom fields than a contact may hold, counting those it has) used to leave
+    the items before them committed and answer 500. Each gets its own outcome."""
+    from contacts.upsert import MAX_CUSTOM_FIELDS
+
+    ann = make_contact(acme, phone="+19195550001", email="ann@example.com")
+    bob = make_contact(acme, phone="+19195550002", email="bob@example.com",
+                       custom_fields={f"k{i}": i for i in range(MAX_CUSTOM_FIELDS)})
+    items = [
+        {"phone": "+19195550010", "first_name": "Before"},
+        {"phone": "+19195550001", "email": "bob@example.com"},  # Ann's phone, Bob's email
+        {"phone": "+19195550011", "first_name": "Between"},
+        {"phone": "+19195550002", "custom_fields": {"one_too_many": 1}},
+        {"phone": "+19195550012", "first_name": "After"},
+    ]
+    response = api.post(f"{URL}/bulk", {"contacts": items}, format="json")
+    assert response.status_code == 200, response.content[:800]
+    results = response.json()["results"]
+    assert [(r["index"], r["outcome"]) for r in results] == [
+        (0, "created"), (1, "error"), (2, "created"), (3, "error"), (4, "created")]
+    assert str(ann.pk) in str(results[1]["error"]) and str(bob.pk) in str(results[1]["error"])
+    assert "custom_fields" in str(results[3]["error"])
+    assert set(Contact.objects.for_org(acme).values_list("first_name", flat=True)) >= {"Before", "Between", "After"}
+    bob.refresh_from_db()
+    assert "one_too_many" not in bob.custom_fields and Contact.objects.for_org(acme).count() == 5

@@ -35,14 +35,17 @@ def test_an_opt_out_that_loses_the_create_race_opts_the_winner_out(api, acme, mo
 
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs one writer at a time")
-def test_on_postgres_twenty_concurrent_opt_outs_of_an_unknown_phone_never_answer_409(acme_write_key, transactional_db):
+@pytest.mark.parametrize("channel", [None, "sms"])
+def test_on_postgres_twenty_concurrent_opt_outs_of_an_unknown_phone_never_answer_409(acme_write_key, transactional_db,
+                                                                                    channel):
     statuses, barrier = [], threading.Barrier(20)
+    body = {"phone": "+19195550998", **({"channel": channel} if channel else {})}
 
     def opt_out():
         try:
             barrier.wait()
             statuses.append(client_with_key(acme_write_key).post(
-                "/api/v1/contacts/opt-out", {"phone": "+19195550998"}, format="json").status_code)
+                "/api/v1/contacts/opt-out", body, format="json").status_code)
         finally:
             connection.close()
 
@@ -52,4 +55,8 @@ def test_on_postgres_twenty_concurrent_opt_outs_of_an_unknown_phone_never_answer
     assert sorted(set(statuses)) in ([200, 201], [201]), statuses
     assert statuses.count(201) == 1
     contact = Contact.objects.get(phone="+19195550998")
-    assert contact.opted_out is True
+    if channel:  # a channel opt-out leaves the global flag alone (design §4)
+        assert list(contact.preferences.values_list("channel", "opted_in")) == [(channel, False)]
+        assert contact.opted_out is False
+    else:
+        assert contact.opted_out is True

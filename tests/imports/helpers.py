@@ -55,9 +55,9 @@ def drain_queue():
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
-def kill_tree(process) -> None:
-    """SIGKILLs a worker started with start_new_session and every process under it, as when a
-    machine dies. (RQ 3's work horse leaves the worker's process group, so a killpg misses it.)"""
+def kill_process_tree(process) -> None:
+    """SIGKILLs a process and all its descendants, as when a machine dies. By pid: RQ 3's work
+    horse leaves the worker's process group, so a killpg would miss it."""
     import os
     import signal
 
@@ -73,3 +73,23 @@ def kill_tree(process) -> None:
         except ProcessLookupError:
             pass
     process.wait()
+
+
+def wait_until_unlocked(job, seconds: float = 30) -> None:
+    """Waits until the database has noticed a killed worker and released its lock on the job's
+    row (a locked job is a live one: requeue_stale_imports skips it)."""
+    import time
+
+    from django.db import DatabaseError, transaction
+
+    from imports.models import ImportJob
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with transaction.atomic():
+                ImportJob.objects.select_for_update(nowait=True).get(pk=job.pk)
+            return
+        except DatabaseError:
+            assert time.monotonic() < deadline, "the killed worker's lock was never released"
+            time.sleep(0.1)

@@ -18,7 +18,7 @@ from imports.pipeline import run_import, start_import
 
 from ..factories import make_org
 from ..test_jobs import ROOT, worker_env
-from .helpers import kill_tree, run_import_bytes
+from .helpers import kill_process_tree, run_import_bytes
 from .test_resume import big_file, snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,7 +109,7 @@ def test_two_workers_share_an_import_and_end_in_the_one_worker_state(acme):
         _wait(job, lambda j: j.status == "succeeded", workers, "the import did not finish")
     finally:
         for process in workers:
-            kill_tree(process)
+            kill_process_tree(process)
     names = {name for p in ImportPartition.objects.filter(job=job) for name in p.runners}
     assert len(names) == 2, names  # both workers wrote partitions
     assert outcome(job) == outcome(reference)
@@ -133,10 +133,10 @@ def test_a_worker_killed_while_sharing_an_import_leaves_the_rest_to_the_other(ac
 
         _wait(job, both_writing, workers, "the two workers never wrote at the same time")
         victim, survivor = workers
-        kill_tree(victim)
+        kill_process_tree(victim)
         assert ImportJob.objects.get(pk=job.pk).status == "running"
         _wait(job, lambda j: j.status == "succeeded", [survivor], "the survivor did not finish the import")
     finally:
         for process in workers:
-            kill_tree(process)
+            kill_process_tree(process)
     assert outcome(job) == outcome(reference)

@@ -3,9 +3,7 @@ of an uninterrupted import (no duplicate contacts, events or error lines)."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +12,7 @@ from contextlib import nullcontext
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
 from contacts.models import Contact, ContactEvent
 from contacts_crm.jobs import enqueue
@@ -22,7 +21,7 @@ from imports.pipeline import run_import, start_import
 
 from ..factories import make_org
 from ..test_jobs import ROOT, worker_env
-from .helpers import csv_bytes, run_import_bytes
+from .helpers import csv_bytes, kill_process_tree, run_import_bytes, wait_until_unlocked
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,31 +73,14 @@ def test_a_killed_import_resumes_to_the_uninterrupted_result(acme):
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "the import never started writing"
         time.sleep(0.005)
-    # RQ 3's work horse leaves the worker's process group: kill every descendant by pid.
-    import psutil
-
-    tree = [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]
-    for pid in tree:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait()
+    kill_process_tree(process)
     job.refresh_from_db()
     assert job.status == "running" and 0 < job.groups_done < job.groups_total, "killed too late to test a resume"
 
     # Nobody requeues it by hand: a worker starting (make worker's CrmWorker) finds the import
     # without a heartbeat and requeues it, and it resumes by itself. (First wait until PostgreSQL
     # has noticed the dead worker and released its row lock: a locked job is a live one.)
-    from django.db import DatabaseError, transaction
-
-    for _ in range(300):
-        try:
-            with transaction.atomic():
-                ImportJob.objects.select_for_update(nowait=True).get(pk=job.pk)
-            break
-        except DatabaseError:
-            time.sleep(0.1)
+    wait_until_unlocked(job)
     time.sleep(1.2)
     if settings.REDIS_URL:
         command = [sys.executable, "manage.py", "rqworker", "--burst", "default",
@@ -137,19 +119,24 @@ def _crash_on_chunk(monkeypatch, number, exc):
     return calls
 
 
-def test_a_failed_import_resumes_from_its_last_committed_chunk_to_the_uninterrupted_result(
-        acme, monkeypatch, settings, api):
+def _failed_import(org, monkeypatch, settings, *, rows: int, crash_on_chunk: int):
+    """(an uninterrupted import of big_file(rows) into another organization, the same import
+    into `org` failed on its `crash_on_chunk`-th chunk of 50 groups)."""
     from imports import pipeline
 
-    other = make_org(slug="initech")
-    data = big_file(600)
+    data = big_file(rows)
     monkeypatch.setattr(pipeline, "CHUNK_GROUPS", 50)
-    reference = run_import_bytes(other, data)
-    _crash_on_chunk(monkeypatch, 4, RuntimeError("worker lost"))
+    reference = run_import_bytes(make_org(slug="initech"), data)
+    _crash_on_chunk(monkeypatch, crash_on_chunk, RuntimeError("worker lost"))
     # In-process the crash reaches the caller; an RQ worker catches it and fails the RQ job.
     with pytest.raises(RuntimeError) if not settings.REDIS_URL else nullcontext():
-        run_import_bytes(acme, data)
-    job = ImportJob.objects.get(organization=acme)
+        run_import_bytes(org, data)
+    return reference, ImportJob.objects.get(organization=org)
+
+
+def test_a_failed_import_resumes_from_its_last_committed_chunk_to_the_uninterrupted_result(
+        acme, monkeypatch, settings, api):
+    reference, job = _failed_import(acme, monkeypatch, settings, rows=600, crash_on_chunk=4)
     assert job.status == "failed" and job.phase == "writing"
     # Three chunks were committed (the partitions' chunks add up to the job's progress).
     assert sum(p.chunks for p in job.partitions.all()) == 3
@@ -163,7 +150,7 @@ def test_a_failed_import_resumes_from_its_last_committed_chunk_to_the_uninterrup
         drain_queue()
         job.refresh_from_db()
     assert job.status == "succeeded" and job.attempts == 2
-    assert snapshot(acme) == snapshot(other)
+    assert snapshot(acme) == snapshot(reference.organization)
     assert [getattr(job, n) for n in ImportJob.COUNTERS] == [getattr(reference, n) for n in ImportJob.COUNTERS]
     assert api.post(f"/api/v1/imports/{job.pk}/resume").status_code == 409  # finished: nothing to resume
 
@@ -226,3 +213,133 @@ def test_a_runner_whose_job_was_requeued_stops_at_its_next_heartbeat(acme):
     ImportJob.objects.filter(pk=job.pk).update(runner="second")  # requeued and picked up again
     with pytest.raises(RunnerReplaced):
         heartbeat(job)
+
+
+def test_staff_resume_a_failed_import_from_the_admin_to_the_uninterrupted_result(acme, alice, client, monkeypatch,
+                                                                                   settings):
+    from django.test import TestCase
+    from django.urls import reverse
+
+    from .helpers import drain_queue
+
+    reference, job = _failed_import(acme, monkeypatch, settings, rows=300, crash_on_chunk=2)
+    assert job.status == "failed" and sum(p.chunks for p in job.partitions.all()) == 1 and job.groups_done > 0
+    client.force_login(alice)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(reverse("admin:imports_importjob_changelist"),
+                               {"action": "resume_imports", "_selected_action": [job.pk]}, follow=True)
+    assert "queued to resume" in response.content.decode()
+    drain_queue()
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.attempts == 2
+    assert snapshot(acme) == snapshot(reference.organization)
+    assert [getattr(job, n) for n in ImportJob.COUNTERS] == [getattr(reference, n) for n in ImportJob.COUNTERS]
+
+
+def test_the_admin_shows_a_stalled_import_as_stalled_resuming(acme, alice, client, settings):
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    old = timezone.now() - timedelta(seconds=settings.IMPORT_STALE_SECONDS + 5)
+    stalled = ImportJob.objects.create(organization=acme, file_name="a.csv", format="csv", status="running",
+                                       phase="writing", started_at=old, heartbeat_at=old)
+    live = ImportJob.objects.create(organization=acme, file_name="b.csv", format="csv", status="running",
+                                    phase="writing", started_at=old, heartbeat_at=timezone.now())
+    client.force_login(alice)
+    listing = client.get(reverse("admin:imports_importjob_changelist")).content.decode()
+    assert listing.count("Stalled, resuming") == 1 and "status-running" in listing
+    status = client.get(reverse("admin:imports_importjob_status", args=[stalled.pk])).json()
+    assert (status["status_key"], status["status_label"]) == ("stalled", "Stalled, resuming")
+    assert client.get(reverse("admin:imports_importjob_status", args=[live.pk])).json()["status_key"] == "running"
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not settings.REDIS_URL, reason="RQ's scheduler lock: CI's PostgreSQL + Redis pass")
+def test_a_worker_started_while_the_dead_workers_scheduler_lock_is_held_still_resumes_the_import(acme):
+    """A worker restarted right after a crash: the dead worker's scheduler lock is still held
+    (RQ keeps it 61 s, shortened here) and the import still had a fresh heartbeat when the new
+    worker started. The new worker must take the scheduler over once the lock expires and let
+    the periodic check requeue the import; under RQ's defaults it would wait 10 minutes."""
+    from django.utils import timezone
+    from rq import Worker
+    from rq.scheduler import SCHEDULER_LOCKING_KEY_TEMPLATE
+
+    from contacts_crm.jobs import redis_connection
+
+    job = start_import(org=acme, uploaded=SimpleUploadedFile("a.csv", big_file(200)), file_name="a.csv",
+                       launch=False)
+    ImportJob.objects.filter(pk=job.pk).update(status="running", runner="dead", started_at=timezone.now(),
+                                               heartbeat_at=timezone.now(), attempts=1)
+    redis = redis_connection()
+    redis.set(SCHEDULER_LOCKING_KEY_TEMPLATE % "default", "a-dead-worker", ex=3)
+    command = [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler",
+               "--worker-class", "contacts_crm.jobs.CrmWorker"]
+    process = subprocess.Popen(command, cwd=ROOT, env={**worker_env(), "IMPORT_STALE_SECONDS": "4"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        # The dead worker's last heartbeat is fresh until the new worker is up (its start check
+        # has then run and found nothing stale); from then on it ages.
+        deadline = time.monotonic() + 60
+        while not Worker.all(connection=redis):
+            ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the worker never started"
+            time.sleep(0.2)
+        job.refresh_from_db()
+        assert job.status == "running" and job.attempts == 1  # not requeued at the worker's start
+        deadline = time.monotonic() + 120
+        while job.status != "succeeded":
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the import was never requeued"
+            time.sleep(0.5)
+            job.refresh_from_db()
+    finally:
+        kill_process_tree(process)
+    assert job.attempts == 2 and job.created > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a lock another session holds: PostgreSQL")
+def test_on_postgres_a_real_statement_timeout_behind_a_lock_is_retried_and_the_import_ends_as_if_nothing_happened(
+        acme, monkeypatch, caplog):
+    """Not a simulated error: another session holds a row lock on a contact the import updates,
+    the import's statement times out behind it (QueryCanceled, 57014), the chunk is retried after
+    a pause and, once the lock is gone, the import ends like an uninterrupted one."""
+    import threading
+
+    import psycopg
+
+    from imports import pipeline
+
+    from ..factories import make_contact
+
+    other = make_org(slug="initech")
+    data = big_file(300)
+    phone = "+1" + next(line.split(",")[0] for line in data.decode().splitlines()[1:] if line[:3] == "919")
+    for org in (other, acme):
+        make_contact(org, phone=phone, first_name="Locked")
+    monkeypatch.setattr(pipeline, "CHUNK_GROUPS", 50)
+    monkeypatch.setattr(pipeline, "RETRY_BACKOFF", 0.3)
+    reference = run_import_bytes(other, data)
+    params = connection.settings_dict
+    holder = psycopg.connect(dbname=params["NAME"], user=params["USER"], password=params["PASSWORD"] or None,
+                             host=params["HOST"] or None, port=params["PORT"] or None)
+    holder.execute("SELECT id FROM contacts_contact WHERE organization_id = %s AND phone = %s FOR UPDATE",
+                   [acme.pk, phone])
+    release = threading.Timer(1.5, holder.rollback)
+    with connection.cursor() as cursor:  # the import's JOB_STATEMENT_TIMEOUT, made short
+        cursor.execute("SET statement_timeout = '300ms'")
+    release.start()
+    try:
+        job = run_import_bytes(acme, data)
+    finally:
+        release.join()
+        holder.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
+    assert job.status == "succeeded", job.error
+    assert any("retried" in r.getMessage() and "statement timeout" in r.getMessage() for r in caplog.records)
+    assert snapshot(acme) == snapshot(other)
+    assert [getattr(job, n) for n in ImportJob.COUNTERS] == [getattr(reference, n) for n in ImportJob.COUNTERS]
