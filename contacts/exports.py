@@ -377,17 +377,25 @@ def vcard_lines(contact, tags: list[str] | None) -> list[str]:
     return lines
 
 
+def card_bytes(lines: list[str]) -> bytes:
+    """One card's lines as fold_line writes them; a card of short ASCII lines (most) is encoded
+    in one call instead of one per line."""
+    text = "\r\n".join(lines) + "\r\n"
+    if text.isascii() and all(len(line) <= 75 for line in lines):
+        return text.encode("ascii")
+    return b"".join(fold_line(line) for line in lines)
+
+
 def vcard_chunks(table: ExportTable) -> Iterator[bytes]:
     """The .vcf file, one chunk per batch of contacts."""
     if table.fast:
         from . import export_sql
 
         for cards in export_sql.card_rows(table):
-            yield b"".join(fold_line(line) for card, tags in cards for line in vcard_lines(card, tags))
+            yield b"".join(card_bytes(vcard_lines(card, tags)) for card, tags in cards)
         return
     for batch, extras in table.batches():
-        yield b"".join(fold_line(line) for contact in batch
-                       for line in vcard_lines(contact, extras.tags.get(contact.pk)))
+        yield b"".join(card_bytes(vcard_lines(contact, extras.tags.get(contact.pk))) for contact in batch)
 
 
 # --- one entry point per format ---------------------------------------------------------------
