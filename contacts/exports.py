@@ -179,7 +179,7 @@ class ExportTable:
     queryset: object
     org: object = None
     batch_size: int = EXPORT_BATCH
-    # PostgreSQL: the rows come from one COPY (contacts.export_sql), not from model instances.
+    # PostgreSQL: the rows come from COPY (contacts.export_sql), not from model instances.
     fast: bool = False
 
     def batches(self) -> Iterator[tuple[list[Contact], BatchExtras]]:
@@ -218,7 +218,7 @@ class ExportTable:
 def export_rows(queryset, *, org, batch_size: int = EXPORT_BATCH, fast: bool | None = None) -> ExportTable:
     """The table of `queryset`'s contacts. The queryset is narrowed to `org` whatever it was
     built from, so an export never holds another organization's rows. Costs the custom-key
-    queries now, then on PostgreSQL one COPY (`fast`, the default there), elsewhere four queries
+    queries now, then on PostgreSQL one COPY per 50,000 (`fast`, the default there), elsewhere four queries
     per `batch_size` contacts, as the rows are iterated."""
     from . import export_sql
 

@@ -3,6 +3,7 @@ as the model-instance path it replaces there, on values chosen to break one or t
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 
@@ -97,6 +98,18 @@ def test_xlsx_cells_are_the_same_on_both_paths(tricky_book):
 
     fast, old = both(tricky_book, cells)
     assert len(fast) == len(TRICKY) + 3
+    assert fast == old
+
+
+def test_the_slices_of_a_long_export_join_up_exactly(tricky_book, monkeypatch):
+    from contacts import export_sql
+
+    monkeypatch.setattr(export_sql, "COPY_SLICE", 3)  # 23 contacts: 8 statements, the last short
+    monkeypatch.setattr(export_sql, "COPY_CHUNK", 2)
+    fast, old = both(tricky_book, lambda table: b"".join(csv_chunks(table)))
+    assert len(list(csv.reader(io.StringIO(fast.decode("utf-8-sig"), newline="")))) == 1 + len(TRICKY) + 2
+    assert fast == old
+    fast, old = both(tricky_book, lambda table: b"".join(vcard_chunks(table)))
     assert fast == old
 
 
