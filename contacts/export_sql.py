@@ -111,7 +111,10 @@ def copy_sql(table, *, neutralize: bool, csv_runs: bool = False, after: str | No
     attrs = dict(FIELD_COLUMNS)
     cells = [_cell_sql(h, attrs.get(h), neutralize=neutralize) for h in [h for h, _ in FIELD_COLUMNS] + INFO_COLUMNS
              if h not in PY_COLUMNS]
-    ids_sql, params = table.queryset.order_by().values("pk").query.sql_with_params()
+    # The keyset goes into the filter's own query too: PostgreSQL does not carry `c.id > after`
+    # into the IN subquery, which would then read every earlier contact again for each slice.
+    ids = table.queryset if after is None else table.queryset.filter(pk__gt=after)
+    ids_sql, params = ids.order_by().values("pk").query.sql_with_params()
     pref, members, lists = ChannelPreference._meta.db_table, ListMembership._meta.db_table, ContactList._meta.db_table
     org = table.org
     # One probe per contact for preferences and lists, skipped when the organization has none
