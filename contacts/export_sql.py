@@ -16,7 +16,7 @@ Python rule are finished in Python, from compact values the same query sends:
 
 For CSV, PostgreSQL also quotes the plain cells as Python's csv module does (QUOTE_MINIMAL: a
 field holding , " CR or LF is quoted, quotes doubled) and joins each run of them, so Python
-parses 8 values a row instead of 40 (`csv_lines`); the cells Python makes go through csv_field,
+parses 9 values a row instead of 40 (`csv_lines`); the cells Python makes go through csv_field,
 the same rule. The bytes are those of the old path: `tests/contacts/test_export_fast.py` holds
 the two paths to the same CSV and vCard bytes and the same XLSX cells on tricky values.
 Other databases use the old path (`supported()`).
@@ -100,7 +100,7 @@ def copy_sql(table, *, neutralize: bool, csv_runs: bool = False, after: str | No
     tag_ids, secondary_phones, secondary_emails, list names, custom_fields (NULL when empty), id.
     One statement covers COPY_SLICE contacts with ids above `after`.
     `csv_runs`: instead of the plain cells, each run of consecutive plain cells as one CSV text
-    (cells quoted and joined by commas), so that Python parses 8 values a row instead of 40."""
+    (cells quoted and joined by commas), so that Python parses 9 values a row instead of 40."""
     from segments.models import ContactList, ListMembership
 
     from .exports import FIELD_COLUMNS, INFO_COLUMNS
