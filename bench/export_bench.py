@@ -5,6 +5,11 @@ organization's contacts (bench/contacts_bench.py --fill makes 1,000,000 of them)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_bench .venv/bin/python bench/export_bench.py
     ... --limit 100000            # the first N contacts only
     ... --formats csv vcf         # some formats
+    ... --old                     # the model-instance path (the only one before issue 14)
+
+Each run also times a `COPY (SELECT * FROM contacts_contact …) TO STDOUT` of the same rows in the
+same process (`copy_baseline`): the database's own speed on this machine at that moment, which
+the exports are measured against (issue 14: a ratio, since the shared machine is noisy).
 
 Each format runs in a fresh process (peak RSS from resource.getrusage is per process), through
 the same code as the API (contacts.exports.export_stream), writing to a temporary file. Results
@@ -32,11 +37,24 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_one(fmt: str, limit: int | None) -> dict:
+def copy_baseline(qs) -> float:
+    """Seconds to COPY every column of `qs`'s contacts to a sink (rows parsed by nobody)."""
+    from django.db import connection
+
+    ids_sql, params = qs.order_by().values("pk").query.sql_with_params()
+    sql = f"COPY (SELECT * FROM contacts_contact WHERE id IN ({ids_sql}) ORDER BY id) TO STDOUT"
+    started = time.perf_counter()
+    with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
+        for _ in copy:
+            pass
+    return time.perf_counter() - started
+
+
+def run_one(fmt: str, limit: int | None, old: bool = False) -> dict:
     from bench.contacts_bench import BENCH_SLUG, configure_django
 
     configure_django()
-    from contacts.exports import export_stream
+    from contacts import exports
     from contacts.models import Contact
     from contacts_crm.models import Organization
 
@@ -49,7 +67,12 @@ def run_one(fmt: str, limit: int | None) -> dict:
     rss_before = peak_rss_mib()
     started = time.perf_counter()
     with tempfile.NamedTemporaryFile(suffix=f".{fmt}") as target:
-        content, _ = export_stream(qs, org=org, fmt=fmt)
+        if old:  # what export_stream did before issue 14
+            table = exports.export_rows(qs, org=org, fast=False)
+            content = (exports.xlsx_tempfile(table) if fmt == "xlsx" else
+                       exports.csv_chunks(table) if fmt == "csv" else exports.vcard_chunks(table))
+        else:
+            content, _ = exports.export_stream(qs, org=org, fmt=fmt)
         if fmt == "xlsx":
             with content:
                 shutil.copyfileobj(content, target, 1024 * 1024)
@@ -59,31 +82,40 @@ def run_one(fmt: str, limit: int | None) -> dict:
         target.flush()
         size = os.path.getsize(target.name)
     seconds = time.perf_counter() - started
-    return {"format": fmt, "contacts": limit or qs.count(), "seconds": round(seconds, 1),
-            "bytes": size, "rss_before_mib": round(rss_before, 1), "peak_rss_mib": round(peak_rss_mib(), 1)}
+    count = limit or qs.count()
+    baseline = copy_baseline(qs)
+    return {"format": fmt, "path": "old" if old else "fast", "contacts": count, "seconds": round(seconds, 1),
+            "rows_per_s": round(count / seconds), "copy_seconds": round(baseline, 2),
+            "copy_rows_per_s": round(count / baseline), "x_copy": round(baseline / seconds, 3),
+            "bytes": size, "rss_before_mib": round(rss_before, 1), "peak_rss_mib": round(peak_rss_mib(), 1),
+            "load_average": os.getloadavg()}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, help="export the first N contacts only")
     parser.add_argument("--formats", nargs="+", default=["csv", "xlsx", "vcf"], choices=["csv", "xlsx", "vcf"])
+    parser.add_argument("--old", action="store_true", help="the model-instance path (before issue 14)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(args.one, args.limit)))
+        print(json.dumps(run_one(args.one, args.limit, args.old)))
         return
     results = []
     for fmt in args.formats:
         command = [sys.executable, __file__, "--one", fmt] + (["--limit", str(args.limit)] if args.limit else [])
+        command += ["--old"] if args.old else []
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         result = json.loads(output.strip().splitlines()[-1])
         results.append(result)
-        print(f"{fmt:5} {result['contacts']:>9,} contacts  {result['seconds']:>7.1f} s  "
-              f"{result['bytes'] / 2**20:>8.1f} MiB file  peak RSS {result['peak_rss_mib']:.0f} MiB "
-              f"(after setup {result['rss_before_mib']:.0f} MiB)", flush=True)
+        print(f"{fmt:5} {result['path']:4} {result['contacts']:>9,} contacts  {result['seconds']:>7.1f} s  "
+              f"{result['rows_per_s']:>7,} rows/s  COPY {result['copy_rows_per_s']:>8,} rows/s "
+              f"(x{result['x_copy']:.3f})  {result['bytes'] / 2**20:>8.1f} MiB file  "
+              f"peak RSS {result['peak_rss_mib']:.0f} MiB (after setup {result['rss_before_mib']:.0f} MiB)  "
+              f"load {result['load_average'][0]:.1f}", flush=True)
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "export_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"export_results{'_old' if args.old else ''}.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

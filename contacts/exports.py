@@ -177,7 +177,10 @@ class ExportTable:
     header: list[str]
     custom_keys: list[str]
     queryset: object
+    org: object = None
     batch_size: int = EXPORT_BATCH
+    # PostgreSQL: the rows come from COPY (contacts.export_sql), not from model instances.
+    fast: bool = False
 
     def batches(self) -> Iterator[tuple[list[Contact], BatchExtras]]:
         for batch, query in iter_keyset_slices(self.queryset, self.batch_size):
@@ -212,14 +215,17 @@ class ExportTable:
                 yield self.row(contact, extras)
 
 
-def export_rows(queryset, *, org, batch_size: int = EXPORT_BATCH) -> ExportTable:
+def export_rows(queryset, *, org, batch_size: int = EXPORT_BATCH, fast: bool | None = None) -> ExportTable:
     """The table of `queryset`'s contacts. The queryset is narrowed to `org` whatever it was
     built from, so an export never holds another organization's rows. Costs the custom-key
-    queries now, then four queries per `batch_size` contacts as the rows are iterated."""
+    queries now, then on PostgreSQL one COPY per 50,000 (`fast`, the default there), elsewhere four queries
+    per `batch_size` contacts, as the rows are iterated."""
+    from . import export_sql
+
     keys = custom_field_keys(org)
     header = [h for h, _ in FIELD_COLUMNS] + INFO_COLUMNS + [f"custom.{key}" for key in keys]
-    return ExportTable(header=header, custom_keys=keys, queryset=queryset.filter(organization=org),
-                       batch_size=batch_size)
+    return ExportTable(header=header, custom_keys=keys, queryset=queryset.filter(organization=org), org=org,
+                       batch_size=batch_size, fast=export_sql.supported() if fast is None else fast)
 
 
 # --- CSV --------------------------------------------------------------------------------------
@@ -230,6 +236,12 @@ def csv_chunks(table: ExportTable, *, bom: bool = True) -> Iterator[bytes]:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(table.header)
     yield (("\ufeff" if bom else "") + buffer.getvalue()).encode("utf-8")
+    if table.fast:
+        from . import export_sql
+
+        for lines in export_sql.csv_lines(table):
+            yield lines.encode("utf-8")
+        return
     for batch, extras in table.batches():
         buffer.seek(0)
         buffer.truncate()
@@ -258,6 +270,21 @@ def xlsx_cell(header: str, text: str) -> str | None:
     return text[:XLSX_MAX_CELL]
 
 
+def xlsx_rows(table: ExportTable) -> Iterator[list[str | None]]:
+    """The sheet's rows after the header, cells made by xlsx_cell (None for an empty cell)."""
+    header = table.header
+    if table.fast:
+        from . import export_sql
+
+        for rows in export_sql.text_rows(table):
+            for cells in rows:
+                yield [xlsx_cell(h, cell) for h, cell in zip(header, cells, strict=True)]
+        return
+    for batch, extras in table.batches():
+        for contact in batch:
+            yield [xlsx_cell(h, cell) for h, cell in zip(header, table.row(contact, extras), strict=True)]
+
+
 def write_xlsx(table: ExportTable, fileobj) -> None:
     """Writes the workbook into `fileobj` (a temporary file): openpyxl's write-only mode keeps
     one row in memory; every cell is a string, so phones and ZIP codes never become numbers."""
@@ -267,10 +294,8 @@ def write_xlsx(table: ExportTable, fileobj) -> None:
     sheet = book.create_sheet("Contacts")
     sheet.freeze_panes = "A2"
     sheet.append(table.header)
-    header = table.header
-    for batch, extras in table.batches():
-        for contact in batch:
-            sheet.append([xlsx_cell(h, cell) for h, cell in zip(header, table.row(contact, extras), strict=True)])
+    for row in xlsx_rows(table):
+        sheet.append(row)
     book.save(fileobj)
 
 
@@ -311,8 +336,9 @@ def fold_line(line: str) -> bytes:
     return b"\r\n".join(out) + b"\r\n"
 
 
-def vcard_lines(contact: Contact, extras: BatchExtras) -> list[str]:
-    """The content lines of one contact's card (unfolded)."""
+def vcard_lines(contact, tags: list[str] | None) -> list[str]:
+    """The content lines of one contact's card (unfolded): `contact` is a Contact or an
+    export_sql.CardRow (the same attributes, as cell texts), `tags` its sorted tag names."""
     esc = vcard_escape
     name = contact.display_name or contact.full_name or contact.email or contact.phone or ""
     # PRODID marks the card as ours: the importer then reads external_id from X-CRM-EXTERNAL-ID and
@@ -336,14 +362,13 @@ def vcard_lines(contact: Contact, extras: BatchExtras) -> list[str]:
         parts = ["", "", contact.address, contact.city, contact.state, contact.zip, country]
         lines.append("ADR;TYPE=HOME:" + ";".join(esc(p) for p in parts))
     if contact.birthday:
-        lines.append(f"BDAY:{contact.birthday.isoformat()}")
+        lines.append(f"BDAY:{cell_text(contact.birthday)}")
     if contact.timezone:
         lines.append(f"TZ;VALUE=text:{esc(contact.timezone)}")
     if contact.gender:
         lines.append(f"X-GENDER:{esc(contact.gender)}")
     if contact.avatar_url:
         lines.append(f"PHOTO;VALUE=uri:{contact.avatar_url}")
-    tags = extras.tags.get(contact.pk)
     if tags:
         lines.append("CATEGORIES:" + ",".join(esc(t) for t in tags))
     if contact.notes:
@@ -352,10 +377,25 @@ def vcard_lines(contact: Contact, extras: BatchExtras) -> list[str]:
     return lines
 
 
+def card_bytes(lines: list[str]) -> bytes:
+    """One card's lines as fold_line writes them; a card of short ASCII lines (most) is encoded
+    in one call instead of one per line."""
+    text = "\r\n".join(lines) + "\r\n"
+    if text.isascii() and all(len(line) <= 75 for line in lines):
+        return text.encode("ascii")
+    return b"".join(fold_line(line) for line in lines)
+
+
 def vcard_chunks(table: ExportTable) -> Iterator[bytes]:
     """The .vcf file, one chunk per batch of contacts."""
+    if table.fast:
+        from . import export_sql
+
+        for cards in export_sql.card_rows(table):
+            yield b"".join(card_bytes(vcard_lines(card, tags)) for card, tags in cards)
+        return
     for batch, extras in table.batches():
-        yield b"".join(fold_line(line) for contact in batch for line in vcard_lines(contact, extras))
+        yield b"".join(card_bytes(vcard_lines(contact, extras.tags.get(contact.pk))) for contact in batch)
 
 
 # --- one entry point per format ---------------------------------------------------------------
