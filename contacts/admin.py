@@ -14,7 +14,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import model_ngettext
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connection, transaction
-from django.db.models import Count
 from django.db.models.functions import Upper
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -30,9 +29,11 @@ from segments.admin import ListListFilter, SegmentListFilter, add_to_list
 from . import services
 from .admin_consent import ConsentContactAdminMixin  # consent: trash, ledger, suppression, erase
 from .admin_merge import merge_contacts  # apiparity: the merge action lives in its own module
+from .counting import live_links_count
+from .custom_fields import custom_field_indexes_schedule
 from .export_views import export_matching_view, export_selected, export_selected_vcf, export_selected_xlsx
 from .forms import ContactAdminForm, CustomFieldAdminForm, TagAdminForm, contact_admin_link, display_phone
-from .models import ChannelPreference, Contact, ContactEvent, CustomField, Tag
+from .models import ChannelPreference, Contact, ContactEvent, ContactTag, CustomField, Tag
 from .normalize import NormalizationError, normalize_tag
 
 # Tag and opt-out actions call the per-contact services (each writes its own event, ~5 queries a
@@ -670,7 +671,7 @@ class TagAdmin(OrgScopedAdmin):
         qs = super().get_queryset(request)
         if request.resolver_match is not None and request.resolver_match.url_name == "autocomplete":
             return qs  # the contact page's tag picker needs names, not a count of every tag's links
-        return qs.annotate(contact_count=Count("contact_links"))
+        return qs.annotate(contact_count=live_links_count(ContactTag, "tag"))
 
     def get_fields(self, request, obj=None):
         return ["organization", "name"] if request.user.is_superuser and obj is None else ["name"]
@@ -704,3 +705,18 @@ class CustomFieldAdmin(OrgScopedAdmin):
     @admin.display(description="choices")
     def choice_list(self, obj):
         return ", ".join(map(str, obj.choices or [])) or "—"
+
+    # The definition's expression index follows it (contacts.custom_fields), as in the API.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        custom_field_indexes_schedule(org_id=obj.organization_id)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        custom_field_indexes_schedule(org_id=obj.organization_id)
+
+    def delete_queryset(self, request, queryset):
+        org_ids = set(queryset.values_list("organization_id", flat=True))
+        super().delete_queryset(request, queryset)
+        for org_id in org_ids:
+            custom_field_indexes_schedule(org_id=org_id)

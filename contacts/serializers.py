@@ -157,10 +157,6 @@ class ContactPageSerializer(serializers.Serializer):
     total = serializers.IntegerField(required=False)
 
 
-class CountSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-
-
 class BulkInputSerializer(serializers.Serializer):
     # Each item is any object: a bad item is reported in its own outcome, never a 400 for the call.
     contacts = serializers.ListField(child=serializers.DictField(), max_length=1000,

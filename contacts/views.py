@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -18,8 +18,17 @@ from contacts_crm.api.parsers import BoundedJSONParser as JSONParser  # depth an
 from contacts_crm.api.permissions import HasOrgScope, request_actor, request_organization
 
 from . import services
+from .counting import (
+    EXACT_PARAMETER,
+    CountAnswerSerializer,
+    contacts_count_plan,
+    count_answer,
+    live_links_count,
+    parse_exact,
+)
+from .custom_fields import custom_field_indexes_schedule
 from .filters import FILTER_DOCS, filter_contacts, filter_parameters
-from .models import Channel, Contact, ContactEvent, CustomField, Tag
+from .models import Channel, Contact, ContactEvent, ContactTag, CustomField, Tag
 from .normalize import NormalizationError, normalize_phone, normalize_tag
 from .querysets import SortFold
 from .serializers import (
@@ -30,7 +39,6 @@ from .serializers import (
     ContactPageSerializer,
     ContactSerializer,
     ContactWithOutcomeSerializer,
-    CountSerializer,
     CustomFieldPageSerializer,
     CustomFieldSerializer,
     DeletedSerializer,
@@ -211,11 +219,13 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
             body["ignored_filters"] = ignored
         return Response(body)
 
-    @extend_schema(parameters=filter_parameters(), responses=CountSerializer)
+    @extend_schema(parameters=[*filter_parameters(), EXACT_PARAMETER], responses=CountAnswerSerializer)
     @action(detail=False, methods=["get"])
     def count(self, request):
-        qs, ignored = filter_contacts(Contact.objects.for_org(self.org), request.query_params, org=self.org)
-        body = {"count": qs.count()}
+        exact = parse_exact(request.query_params)
+        qs, ignored = filter_contacts(Contact.objects.for_org(self.org), request.query_params, org=self.org,
+                                      extra_allowed=("exact",))
+        body = count_answer(qs, exact=exact, count=contacts_count_plan(request.query_params, org=self.org))
         if ignored:
             body["ignored_filters"] = ignored
         return Response(body)
@@ -589,8 +599,19 @@ class CustomFieldViewSet(OrgViewMixin, viewsets.ModelViewSet):
         page = paginate(request, self.get_queryset(), sorts=("id", "-id"))
         return Response(page.body(CustomFieldSerializer(page.items, many=True).data))
 
+    # A number or date definition gets an expression index, built after the commit by a job
+    # (contacts.custom_fields); a changed key or type or a deletion replaces or drops it.
     def perform_create(self, serializer):
         serializer.save(organization=self.org)
+        custom_field_indexes_schedule(org_id=self.org.pk)
+
+    def perform_update(self, serializer):
+        serializer.save()
+        custom_field_indexes_schedule(org_id=self.org.pk)
+
+    def perform_destroy(self, instance):
+        instance.delete()
+        custom_field_indexes_schedule(org_id=self.org.pk)
 
 
 TAG_SORTS = ("name", "-name", "id", "-id")
@@ -607,7 +628,7 @@ class TagViewSet(OrgViewMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
             return Tag.objects.none()
-        return Tag.objects.for_org(self.org).annotate(contact_count=Count("contact_links"))
+        return Tag.objects.for_org(self.org).annotate(contact_count=live_links_count(ContactTag, "tag"))
 
     def get_object(self):
         return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])

@@ -18,12 +18,13 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from contacts.counting import live_links_count
 from contacts.services import Actor, ServiceError
 from contacts.validation import BoundedJSONDecoder, JSONInputError, loads_json
 from contacts_crm.admin_mixins import OrgScopedAdmin, admin_datetime
 from contacts_crm.tenancy import user_organization
 
-from .models import ContactList, Segment
+from .models import ContactList, ListMembership, Segment
 from .querysets import q_member_of
 from .rules import (
     CHANNEL_SPEC,
@@ -100,7 +101,7 @@ class ContactListAdmin(_OrgFormAdmin):
     readonly_fields = ["member_count", "show_contacts", "created_at"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_member_count=Count("memberships"))
+        return super().get_queryset(request).annotate(_member_count=live_links_count(ListMembership, "list"))
 
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))

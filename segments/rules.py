@@ -65,8 +65,13 @@ MAX_CONDITIONS = 50
 MAX_VALUES = 500
 MAX_TOTAL_VALUES = 1000  # across all conditions of one rule set: 50 x 500 `in` values ran 23 s
 MAX_DAYS = 36_500
-NUMBER_RE = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
-PG_NUMBER_RE = r"^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+# A numeric string, as custom-field rules read one (both databases agree). Bounded so that the
+# PostgreSQL cast `::numeric` can never raise — an expression index (contacts.custom_fields) on
+# a raising expression would make writes fail: ASCII digits and ASCII white space only (numeric_in
+# refuses "5\u2003"; PostgreSQL's \s and Python's \d match more), at most 64 digits either side
+# of the point and a 3-digit exponent (`1e999999` overflows numeric).
+NUMBER_RE = re.compile(r"[ \t\n\r\f\v]*[-+]?([0-9]{1,64}(\.[0-9]{0,64})?|\.[0-9]{1,64})([eE][-+]?[0-9]{1,3})?[ \t\n\r\f\v]*")
+PG_NUMBER_RE = f"^{NUMBER_RE.pattern}$"
 PG_DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 CUSTOM_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,49}|[0-9]{1,18}")
 
@@ -774,6 +779,29 @@ def compile_rules(rules, *, org) -> Q:
             if cond.spec.kind == "custom" and cond.key.isdigit() and cond.key not in custom_keys:
                 raise RuleError(_join(cond.path, "field"), f"no custom field has the id {cond.key}")
     return _compile_node(tree, org=org, now=timezone.now(), custom_keys=custom_keys)
+
+
+def count_plan(rules, *, org):
+    """A segment's own exact count (a callable) when its rules are one tags or lists condition
+    (any of, none of) or its negation — shapes whose generic COUNT visits every member's row
+    (contacts.counting) — else None. Raises RuleError like compile_rules. No query."""
+    from contacts.counting import count_rows, members_rows, tagged_any_rows
+
+    node, negate = parse_rules(rules, region=org.default_region or "US"), False
+    while isinstance(node, Not) or (isinstance(node, Group) and len(node.children) == 1):
+        if isinstance(node, Not):
+            node, negate = node.child, not negate
+        else:
+            node = node.children[0]
+    if not isinstance(node, Condition) or node.spec.kind not in ("tags", "lists"):
+        return None
+    if node.operator not in ("contains_any", "contains_none"):
+        return None
+    negate ^= node.operator == "contains_none"  # contains_none compiles to ~contains_any
+    values = node.value
+    if node.spec.kind == "tags":
+        return lambda: count_rows(tagged_any_rows(org=org, names=values), complement_of=org if negate else None)
+    return lambda: count_rows(members_rows(org=org, list_ids=values), complement_of=org if negate else None)
 
 
 def contacts_matching(rules, *, org):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
@@ -9,9 +8,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from contacts.counting import EXACT_PARAMETER, CountAnswerSerializer, count_answer, live_links_count, parse_exact
 from contacts.models import Contact
 from contacts.querysets import load_related
-from contacts.serializers import ContactPageSerializer, ContactSerializer, CountSerializer
+from contacts.serializers import ContactPageSerializer, ContactSerializer
 from contacts.services import ServiceError
 from contacts.views import CONTACT_SORTS, PRIORITY_LIST_PARAM, OrgViewMixin, api_actor, paginate_contacts, service_error
 from contacts_crm.api.pagination import paginate, paging_parameters
@@ -20,7 +20,7 @@ from contacts_crm.api.permissions import HasOrgScope, request_organization
 
 from . import services
 from .models import ContactList, ListMembership, Segment
-from .rules import RuleError, compile_rules
+from .rules import RuleError, compile_rules, count_plan
 from .serializers import (
     ContactIdsInputSerializer,
     ContactListPageSerializer,
@@ -72,7 +72,7 @@ class ContactListViewSet(_OrgModelViewSet):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no organization
             return ContactList.objects.none()
         return ContactList.objects.for_org(self.org).annotate(
-            member_count=Count("memberships", filter=Q(memberships__contact__deleted_at__isnull=True)))
+            member_count=live_links_count(ListMembership, "list"))
 
     def contact_list(self) -> ContactList:
         return get_object_or_404(ContactList.objects.for_org(self.org), pk=self.kwargs["pk"])
@@ -189,11 +189,15 @@ class SegmentViewSet(_OrgModelViewSet):
         page = paginate_contacts(request, qs, org=self.org)
         return Response(page.body(ContactSerializer(page.items, many=True).data))
 
-    @extend_schema(responses=CountSerializer, description="How many contacts match the segment now.")
+    @extend_schema(parameters=[EXACT_PARAMETER], responses=CountAnswerSerializer,
+                   description="How many contacts match the segment now (exact unless `exact=false`).")
     @action(detail=True, methods=["get"])
     def count(self, request, pk=None):
-        reject_unknown_params(request, allowed=())
-        return Response({"count": self.members_queryset(self.get_object()).count()})
+        reject_unknown_params(request, allowed=("exact",))
+        exact = parse_exact(request.query_params)
+        segment = self.get_object()
+        qs = self.members_queryset(segment)  # a RuleError is a 400 here, before count_plan parses
+        return Response(count_answer(qs, exact=exact, count=count_plan(segment.rules, org=self.org)))
 
     @extend_schema(request=PreviewInputSerializer, responses=PreviewSerializer,
                    description="Evaluates rules without saving anything: the count and the first "
@@ -204,4 +208,5 @@ class SegmentViewSet(_OrgModelViewSet):
         serializer.is_valid(raise_exception=True)
         qs = Contact.objects.for_org(self.org).filter(compile_rules(serializer.validated_data["rules"], org=self.org))
         sample = list(qs.with_related().order_by("-updated_at", "-id")[:PREVIEW_SAMPLE])
-        return Response({"count": qs.count(), "sample": ContactSerializer(sample, many=True).data})
+        count = count_answer(qs, exact=None, count=count_plan(serializer.validated_data["rules"], org=self.org))
+        return Response({**count, "sample": ContactSerializer(sample, many=True).data})

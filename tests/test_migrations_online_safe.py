@@ -34,6 +34,10 @@ REVIEWED = {
     ("imports", "0009_import_partitions"): "a new table; RunPython creates one partition per import in its writing "
                                            "phase (a handful of rows); drops importjob.resume_seq (metadata only)",
     ("contacts", "0007_sort_collation"): "CREATE COLLATION (ICU) on PostgreSQL: no table touched",
+    ("contacts", "0008_custom_field_indexes"): "online-safe by construction (atomic=False): one CREATE INDEX "
+                                               "CONCURRENTLY per existing number/date custom-field definition "
+                                               "(partial: that organization's live contacts with a value); 0.6 s "
+                                               "for a field 200k of 1M contacts hold; writes continue meanwhile",
     ("contacts", "0006_consent_trash_suppression_ledger"): "NOT online-safe: plain CREATE INDEX of the live-only "
                                                            "partial indexes on the contacts table (~1-2 min on 1M, "
                                                            "writes blocked meanwhile) and foreign-key index "
