@@ -69,6 +69,8 @@ DERIVED = ("id", "email_key", "opted_out_at", "opt_out_source", "created_at", "u
 
 
 UPDATABLE = [n for n in LOADED if n not in ("id", "created_at")]
+# The fields a merge reports as changes, phone and email first.
+COMPARED = [n for n in ("phone", "email", *[n for n in LOADED if n not in ("phone", "email")]) if n not in DERIVED]
 # A new contact's values before the row's own: the model's defaults, every concrete column (a
 # COPY leaves none to the database, which knows no Django default).
 def _model_defaults() -> dict:
@@ -441,9 +443,7 @@ class _Batch:
         plan.opt_outs += self._channel_opt_outs(data, self.prefs.setdefault(current["id"], {}))
         plan.tags_added = self._new_tags(current["id"], data.get("tags") or [])
         changes = {}
-        for name in ("phone", "email", *[n for n in LOADED if n not in ("phone", "email")]):
-            if name in DERIVED:
-                continue
+        for name in COMPARED:
             if values.get(name) != current.get(name):
                 label = "assignee" if name == "assignee_id" else name
                 changes[label] = [jsonable(current.get(name)), jsonable(values.get(name))]
