@@ -186,11 +186,15 @@ def copy_rows(table, *, neutralize: bool, csv_runs: bool = False) -> Iterator[li
                         count += len(chunk)
                         after = chunk[-1][-1]
                         yield chunk
+                        if table.progress is not None:
+                            table.progress(len(chunk))
                         chunk = []
                 if chunk:
                     count += len(chunk)
                     after = chunk[-1][-1]
                     yield chunk
+                    if table.progress is not None:
+                        table.progress(len(chunk))
         if count < COPY_SLICE:
             return
 

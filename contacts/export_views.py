@@ -15,9 +15,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from contacts_crm.api.permissions import request_organization
+from contacts_crm.api.permissions import request_actor, request_organization
 from contacts_crm.tenancy import user_organization
 
+from .export_job_views import ExportJobSerializer, export_job_accepted
+from .export_jobs import export_is_big, export_params, export_start
 from .exports import CONTENT_TYPES, FORMATS, export_response
 from .filters import filter_contacts, filter_parameters
 from .models import Contact
@@ -48,7 +50,7 @@ class ContactExportView(OrgViewMixin, APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        if isinstance(response, Response):  # only errors are DRF Responses here: always JSON
+        if isinstance(response, Response):  # errors and the 202 of a job are DRF Responses: JSON
             response.accepted_renderer = JSONRenderer()
             response.accepted_media_type = "application/json"
         return response
@@ -61,17 +63,27 @@ class ContactExportView(OrgViewMixin, APIView):
             *filter_parameters(),
         ],
         responses={(200, content_type.split(";")[0]): OpenApiTypes.BINARY for content_type in CONTENT_TYPES.values()}
+        | {(202, "application/json"): OpenApiResponse(
+            ExportJobSerializer, description="More than EXPORT_STREAM_MAX_ROWS contacts match: a background "
+            "export job was started instead (its URL in Location); download the file from its download_url.")}
         | {400: OpenApiResponse(description="A bad filter or format, named in error.fields.")},
         description="Every contact matching the filters (the same as GET /contacts; `segment` wins over the "
         "others, which are then named in the X-Ignored-Filters header), as a file. Columns: every contact field, "
         "tags, list names, channel preferences, custom fields as custom.<key>; headers our importer maps back. "
-        "Cells a spreadsheet would run as formulas start with a quote. A read key may export.",
+        "Cells a spreadsheet would run as formulas start with a quote. A read key may export. Up to "
+        "EXPORT_STREAM_MAX_ROWS contacts (default 50,000) stream in the answer; more start a background job "
+        "(202, see /exports).",
     )
     def get(self, request, *args, **kwargs):
         org = request_organization(request)
         qs, ignored = filter_contacts(Contact.objects.for_org(org), request.query_params, org=org)
         fmt = request.accepted_renderer.format
-        response = export_response(qs, org=org, fmt=fmt)
+        if export_is_big(qs):
+            job = export_start(org=org, actor=request_actor(request), fmt=fmt,
+                               params=export_params(request.query_params))
+            response = export_job_accepted(job)
+        else:
+            response = export_response(qs, org=org, fmt=fmt)
         if ignored:
             response["X-Ignored-Filters"] = ",".join(ignored)
         return response

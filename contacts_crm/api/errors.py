@@ -48,6 +48,12 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class Gone(exceptions.APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = "This is no longer available."
+    default_code = "gone"
+
+
 def _flatten(detail):
     """DRF error detail -> list of strings (nested lists/dicts flattened with their path)."""
     if isinstance(detail, dict):
