@@ -32,6 +32,24 @@ class ExportRefused(Exception):
     """An export that cannot be started (a bad format); the message says why."""
 
 
+class ExportNotReady(Exception):
+    """The export's file is not there yet (queued, running) or never will be (failed)."""
+
+
+class ExportExpired(Exception):
+    """The export's download link has expired (its file is or will soon be deleted)."""
+
+
+def export_file(job: ExportJob):
+    """The job's file, opened for reading. Raises ExportExpired once the link has expired and
+    ExportNotReady before the job has succeeded (with its error when it failed)."""
+    if job.is_expired:
+        raise ExportExpired("This export's download link has expired and its file is deleted; start a new export.")
+    if job.status != ExportJob.Status.SUCCEEDED or not job.file:
+        raise ExportNotReady(f"The export is {job.status}" + (f": {job.error}" if job.error else "; try again later."))
+    return job.file.open("rb")
+
+
 def export_is_big(queryset) -> bool:
     """Whether `queryset` holds more than EXPORT_STREAM_MAX_ROWS contacts: one count bounded to
     that many rows plus one (never a count of the whole book)."""
@@ -45,30 +63,40 @@ def export_params(query_params) -> dict[str, str]:
     return {name: query_params.get(name) for name in query_params if name != "format"}
 
 
-def export_queryset(*, org, params: dict):
-    """The contacts an export of `params` covers, as GET /contacts/export selects them. Raises
-    DRF's ValidationError / NotFound for a bad filter or an unknown segment (filter_contacts)."""
+def export_queryset(job: ExportJob):
+    """The contacts the job exports: its params as GET /contacts/export selects them (raises DRF's
+    ValidationError / NotFound for a bad filter or an unknown segment, as filter_contacts does),
+    or an admin export's changelist, read again as its user's (export_views)."""
     from .filters import filter_contacts
 
-    qs, _ = filter_contacts(Contact.objects.for_org(org), params, org=org)
+    if job.admin_query:
+        from .export_views import admin_changelist_queryset
+
+        if job.created_by is None:
+            raise ExportRefused("The user who started this export no longer exists.")
+        return admin_changelist_queryset(user=job.created_by, query=job.admin_query)
+    qs, _ = filter_contacts(Contact.objects.for_org(job.organization), job.params, org=job.organization)
     return qs
 
 
-def export_start(*, org, actor: dict, fmt: str, params: dict) -> ExportJob:
+def export_start(*, org, actor: dict, fmt: str, params: dict | None = None, admin_query: str = "") -> ExportJob:
     """Saves a queued export job of the contacts matching `params` and enqueues run_export after
     commit. `actor` is {'user': ...} or {'api_key': ...} (request_actor). The filters are checked
-    now (a bad one raises as in export_queryset), so a job only fails on what changed since."""
+    now (a bad one raises as in export_queryset), so a job only fails on what changed since.
+    `admin_query` (the admin, with a user actor) replaces `params`: the changelist's query string."""
     from contacts_crm.jobs import enqueue
 
     if fmt not in FORMATS:
         raise ExportRefused(f"'{fmt}' is not an export format; use one of {', '.join(FORMATS)}.")
     params = {str(name): str(value) for name, value in (params or {}).items() if name != "format"}
-    export_queryset(org=org, params=params)  # lazy: builds the query, reads no contact
     user = actor.get("user")
-    job = ExportJob.objects.create(
-        organization=org, format=fmt, params=params, created_by=user if getattr(user, "pk", None) else None,
-        created_by_key=actor.get("api_key"),
+    job = ExportJob(
+        organization=org, format=fmt, params=params, admin_query=admin_query,
+        created_by=user if getattr(user, "pk", None) else None, created_by_key=actor.get("api_key"),
     )
+    if not admin_query:
+        export_queryset(job)  # lazy: builds the query, reads no contact
+    job.save()
     transaction.on_commit(lambda: enqueue(run_export, job.pk))
     return job
 
@@ -80,6 +108,8 @@ def _error_text(exc: Exception) -> str:
         from contacts_crm.api.errors import _flatten
 
         return "; ".join(_flatten(exc.detail))
+    if isinstance(exc, ExportRefused):
+        return str(exc)
     return f"The export failed ({type(exc).__name__}); nothing was written. Start it again, or ask support."
 
 
@@ -87,7 +117,7 @@ def run_export(job_id: int) -> None:
     """The RQ job: writes the export into a temporary file, then into storage; rows_done moves
     every batch (one UPDATE per 2,000 contacts). Ends succeeded (with expires_at) or failed with
     the reason in `error`; a job already started or finished is left alone."""
-    job = ExportJob.objects.select_related("organization").get(pk=job_id)
+    job = ExportJob.objects.select_related("organization", "created_by").get(pk=job_id)
     now = timezone.now()
     if not ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.QUEUED).update(
             status=ExportJob.Status.RUNNING, started_at=now):
@@ -101,7 +131,7 @@ def run_export(job_id: int) -> None:
         ExportJob.objects.filter(pk=job.pk).update(rows_done=done)
 
     try:
-        qs = export_queryset(org=org, params=job.params)
+        qs = export_queryset(job)
         total = qs.count()
         ExportJob.objects.filter(pk=job.pk).update(rows_total=total)
         table = export_rows(qs, org=org)

@@ -5,7 +5,11 @@ All of them hand a queryset to contacts.exports.export_response; none formats a 
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import Http404, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
@@ -111,13 +115,57 @@ def _admin_export_org(request, queryset):
     return Organization.objects.get(pk=org_ids[0])
 
 
+def _admin_query(request) -> str:
+    """The changelist query string that selects what an admin export covers: the selected ids
+    (an action without "Select all"), else the changelist's own filters and search."""
+    if request.method == "POST" and request.POST.get("select_across") != "1":
+        return urlencode({"id__in": ",".join(request.POST.getlist(ACTION_CHECKBOX_NAME))})
+    return request.GET.urlencode()
+
+
+def admin_changelist_queryset(*, user, query: str):
+    """The contacts changelist's queryset for `query` as `user` sees it (the admin's scoping,
+    filters and search): what a background admin export (contacts.export_jobs) reads again.
+    Raises export_jobs.ExportRefused when the filters no longer hold."""
+    from django.contrib import admin
+    from django.contrib.admin.options import IncorrectLookupParameters
+    from django.http import HttpRequest, QueryDict
+    from django.urls import reverse
+
+    from .export_jobs import ExportRefused as JobRefused
+
+    request = HttpRequest()
+    request.method = "GET"
+    request.path = reverse("admin:contacts_contact_changelist")
+    request.GET = QueryDict(query)
+    request.user = user
+    modeladmin = admin.site.get_model_admin(Contact)
+    if not modeladmin.has_view_permission(request):
+        raise JobRefused("The user who started this export may no longer see contacts.")
+    try:
+        return modeladmin.get_changelist_instance(request).get_queryset(request)
+    except IncorrectLookupParameters:
+        raise JobRefused("The contacts list's filters of this export are no longer valid.") from None
+
+
 def admin_export_response(modeladmin, request, queryset, fmt: str):
-    """The export of `queryset` (already scoped by the admin's get_queryset) as a download, or
-    None after a message when it cannot be exported."""
+    """The export of `queryset` (already scoped by the admin's get_queryset) as a download; over
+    EXPORT_STREAM_MAX_ROWS contacts a background export job instead, with a message linking to
+    it. None after a message when there is nothing to download now."""
+    from django.urls import reverse
+    from django.utils.html import format_html
+
     try:
         org = _admin_export_org(request, queryset)
     except ExportRefused as exc:
         modeladmin.message_user(request, str(exc), level=messages.ERROR)
+        return None
+    if export_is_big(queryset):
+        job = export_start(org=org, actor={"user": request.user}, fmt=fmt, admin_query=_admin_query(request))
+        link = reverse("admin:contacts_exportjob_change", args=[job.pk])
+        modeladmin.message_user(request, format_html(
+            'More than {} contacts: the export runs in the background. <a href="{}">Follow it and download '
+            "the file from Exports</a>.", f"{settings.EXPORT_STREAM_MAX_ROWS:,}", link), level=messages.SUCCESS)
         return None
     return export_response(queryset, org=org, fmt=fmt)
 

@@ -181,8 +181,8 @@ class ExportTable:
     batch_size: int = EXPORT_BATCH
     # PostgreSQL: the rows come from COPY (contacts.export_sql), not from model instances.
     fast: bool = False
-    # Called with the number of contacts of each batch once the writer has taken it (a
-    # background export's progress, contacts.export_jobs); None costs nothing.
+    # Called with the number of contacts of each batch once the writer has taken it (each COPY
+    # slice of 50,000 on the fast path): a background export's progress (contacts.export_jobs).
     progress: Callable[[int], None] | None = None
 
     def batches(self) -> Iterator[tuple[list[Contact], BatchExtras]]:

@@ -484,6 +484,8 @@ class ExportJob(models.Model):
     format = models.CharField(max_length=8, choices=Format.choices, default=Format.CSV)
     params = models.JSONField(default=dict, blank=True,
                               help_text="The export's filters, as GET /contacts/export takes them (name → value).")
+    admin_query = models.TextField(blank=True, default="", help_text="An admin export: the contacts changelist's "
+                                   "query string, read again as the user's changelist when the job runs.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     rows_done = models.IntegerField(default=0, help_text="Contacts written so far.")
     rows_total = models.IntegerField(null=True, blank=True, help_text="Contacts matching when the job started.")

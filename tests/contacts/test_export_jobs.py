@@ -12,7 +12,7 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from contacts.export_jobs import purge_expired_exports, run_export
-from contacts.models import ExportJob
+from contacts.models import Contact, ExportJob
 from contacts_crm.jobs import periodic_checks
 from segments.models import Segment
 
@@ -176,3 +176,64 @@ def test_a_job_runs_once(acme, api, django_capture_on_commit_callbacks):
     job = ExportJob.objects.get(pk=body["id"])
     run_export(job.pk)  # a second delivery of the same job leaves the first run's file alone
     assert ExportJob.objects.get(pk=job.pk).file.name == job.file.name
+
+
+def test_progress_is_reported_every_batch(acme, monkeypatch):
+    from contacts import export_sql
+    from contacts.exports import csv_chunks, export_rows
+
+    make_book(acme, count=5)
+    monkeypatch.setattr(export_sql, "COPY_SLICE", 2)  # PostgreSQL: one COPY per 2 contacts
+    table = export_rows(Contact.objects.for_org(acme), org=acme, batch_size=2)  # elsewhere: keyset batches of 2
+    reports = []
+    table.progress = reports.append
+    b"".join(csv_chunks(table))
+    assert reports == [2, 2, 1]
+
+
+# --- the admin ----------------------------------------------------------------------------------
+def test_the_admins_export_of_a_big_selection_starts_a_job_and_links_to_it(
+        acme, globex, alice, client, django_capture_on_commit_callbacks):
+    make_book(acme, count=4)
+    make_contact(acme, phone="+19195559999", state="SC")
+    make_book(globex, count=4)
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get("/admin/contacts/contact/export/?state=NC&_export_format=vcf", follow=True)
+    drain_queue()
+    job = ExportJob.objects.get()
+    assert (job.organization, job.format, job.created_by, job.status, job.rows_done) == (
+        acme, "vcf", alice, "succeeded", 4)
+    assert f"/admin/contacts/exportjob/{job.pk}/change/" in response.content.decode()
+    assert Path(job.file.path).read_bytes().count(b"BEGIN:VCARD") == 4
+    changelist = client.get("/admin/contacts/exportjob/").content.decode()
+    assert "100%" in changelist and f"/admin/contacts/exportjob/{job.pk}/download/" in changelist
+    download = client.get(f"/admin/contacts/exportjob/{job.pk}/download/")
+    assert b"".join(download.streaming_content) == Path(job.file.path).read_bytes()
+
+
+def test_the_admins_export_of_selected_contacts_exports_just_those(acme, alice, client,
+                                                                    django_capture_on_commit_callbacks):
+    people = make_book(acme, count=6)
+    client.force_login(alice)
+    chosen = [str(c.pk) for c in people[:4]]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/contacts/contact/", {"action": "export_selected", "_selected_action": chosen})
+    assert response.status_code == 302
+    drain_queue()
+    job = ExportJob.objects.get()
+    assert (job.status, job.rows_done) == ("succeeded", 4)
+    exported = Path(job.file.path).read_text(encoding="utf-8-sig")
+    assert all(c in exported for c in chosen) and str(people[5].pk) not in exported
+
+
+def test_the_admin_download_of_an_expired_export_says_so(acme, alice, client, django_capture_on_commit_callbacks):
+    make_book(acme, count=4)
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get("/admin/contacts/contact/export/?_export_format=csv")
+    drain_queue()
+    job = ExportJob.objects.get()
+    ExportJob.objects.filter(pk=job.pk).update(expires_at=timezone.now())
+    response = client.get(f"/admin/contacts/exportjob/{job.pk}/download/", follow=True)
+    assert "expired" in response.content.decode()
