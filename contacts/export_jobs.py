@@ -115,7 +115,7 @@ def _error_text(exc: Exception) -> str:
 
 def run_export(job_id: int) -> None:
     """The RQ job: writes the export into a temporary file, then into storage; rows_done moves
-    every batch (one UPDATE per 2,000 contacts). Ends succeeded (with expires_at) or failed with
+    every batch (one UPDATE per 2,000 contacts, per 50,000 on PostgreSQL's COPY path). Ends succeeded (with expires_at) or failed with
     the reason in `error`; a job already started or finished is left alone."""
     job = ExportJob.objects.select_related("organization", "created_by").get(pk=job_id)
     now = timezone.now()
@@ -143,7 +143,6 @@ def run_export(job_id: int) -> None:
                 for chunk in csv_chunks(table) if job.format == ExportJob.Format.CSV else vcard_chunks(table):
                     handle.write(chunk)
             handle.seek(0)
-            job.refresh_from_db()
             job.file.save(export_filename(org, job.format), File(handle), save=False)
     except Exception as exc:
         logger.warning("Export %s failed", job.pk, exc_info=True)
@@ -159,9 +158,16 @@ def run_export(job_id: int) -> None:
 def purge_expired_exports() -> list[int]:
     """The periodic check (contacts_crm.jobs.periodic_checks): deletes the file of every export
     whose link has expired and marks the row expired (kept: the history of who exported what).
-    Returns the ids purged. One query, then one storage delete and one UPDATE per export."""
+    Returns the ids purged. One query, then one storage delete and one UPDATE per export; plus
+    one UPDATE failing the exports still running after JOB_TIMEOUT, whose worker RQ killed or
+    lost (an export is not resumed: start it again)."""
+    now = timezone.now()
+    ExportJob.objects.filter(status=ExportJob.Status.RUNNING,
+                             started_at__lt=now - timedelta(seconds=settings.JOB_TIMEOUT)).update(
+        status=ExportJob.Status.FAILED, finished_at=now,
+        error="The export's worker stopped before it finished; start the export again.")
     purged = []
-    expired = ExportJob.objects.filter(status=ExportJob.Status.SUCCEEDED, expires_at__lte=timezone.now())
+    expired = ExportJob.objects.filter(status=ExportJob.Status.SUCCEEDED, expires_at__lte=now)
     for job in expired.only("pk", "file"):
         if job.file:
             job.file.delete(save=False)

@@ -141,6 +141,17 @@ def test_an_expired_link_is_410_and_the_purge_deletes_the_file(acme, api, django
     assert purge_expired_exports() == []
 
 
+def test_the_purge_fails_an_export_whose_worker_died(acme, settings):
+    job = ExportJob.objects.create(organization=acme, status=ExportJob.Status.RUNNING,
+                                   started_at=timezone.now() - dt.timedelta(seconds=settings.JOB_TIMEOUT + 1))
+    alive = ExportJob.objects.create(organization=acme, status=ExportJob.Status.RUNNING, started_at=timezone.now())
+    purge_expired_exports()
+    job.refresh_from_db()
+    alive.refresh_from_db()
+    assert (job.status, alive.status) == ("failed", "running")
+    assert "stopped before it finished" in job.error
+
+
 def test_the_purge_is_a_periodic_check():
     assert "contacts.export_jobs.purge_expired_exports" in dict(periodic_checks())
 
