@@ -1,6 +1,7 @@
 """Where exports are asked for: `GET /api/v1/contacts/export` and the admin's export actions.
 
-All of them hand a queryset to contacts.exports.export_response; none formats a cell itself.
+All of them hand a queryset to contacts.exports.export_response, or over EXPORT_STREAM_MAX_ROWS
+contacts start a background job (contacts.export_jobs.export_start); none formats a cell itself.
 """
 
 from __future__ import annotations
