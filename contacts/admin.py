@@ -33,7 +33,7 @@ from .counting import live_links_count
 from .custom_fields import custom_field_indexes_schedule
 from .export_views import export_matching_view, export_selected, export_selected_vcf, export_selected_xlsx
 from .forms import ContactAdminForm, CustomFieldAdminForm, TagAdminForm, contact_admin_link, display_phone
-from .models import ChannelPreference, Contact, ContactEvent, ContactTag, CustomField, Tag
+from .models import ChannelPreference, Contact, ContactEvent, ContactTag, CustomField, ExportJob, Tag
 from .normalize import NormalizationError, normalize_tag
 
 # Tag and opt-out actions call the per-contact services (each writes its own event, ~5 queries a
@@ -720,3 +720,75 @@ class CustomFieldAdmin(OrgScopedAdmin):
         super().delete_queryset(request, queryset)
         for org_id in org_ids:
             custom_field_indexes_schedule(org_id=org_id)
+
+
+# --- background exports (issue 14) -------------------------------------------------------------
+@admin.register(ExportJob)
+class ExportJobAdmin(OrgScopedAdmin):
+    """Exports the contacts list started in the background (over EXPORT_STREAM_MAX_ROWS) and
+    those of the API: their progress and, while the link is valid, the file."""
+
+    list_display = ["__str__", "format", "status", "progress", "rows", "created", "expires", "download_link"]
+    list_filter = ["status", "format"]
+    readonly_fields = ["format", "status", "progress", "rows", "params", "admin_query", "error", "created",
+                       "started_at", "finished_at", "expires", "download_link"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False  # the contacts list's export actions and the API start exports
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the purge deletes expired files and keeps the row
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not (str(object_id).isdigit() and self.get_queryset(request).filter(pk=object_id).exists()):
+            # A POST to a view-only page is a 403 before Django looks the object up: answer another
+            # organization's export as missing, as every other admin page does.
+            return self._get_obj_does_not_exist_redirect(request, self.model._meta, str(object_id))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        return [path("<int:pk>/download/", self.admin_site.admin_view(self.download_view),
+                     name="contacts_exportjob_download"), *super().get_urls()]
+
+    def download_view(self, request, pk):
+        from django.http import Http404
+
+        from .export_job_views import export_download_response
+        from .export_jobs import ExportExpired, ExportNotReady
+
+        job = self.get_queryset(request).filter(pk=pk).first()
+        if job is None or not self.has_view_permission(request, job):
+            raise Http404("No such export.")
+        try:
+            return export_download_response(job)
+        except (ExportExpired, ExportNotReady) as exc:
+            self.message_user(request, str(exc), messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:contacts_exportjob_changelist"))
+
+    @admin.display(description="Progress")
+    def progress(self, job):
+        percent = job.progress_percent
+        return "" if percent is None else f"{percent}%"
+
+    @admin.display(description="Contacts")
+    def rows(self, job):
+        done = number_format(job.rows_done, force_grouping=True)
+        return done if job.rows_total is None else f"{done} / {number_format(job.rows_total, force_grouping=True)}"
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, job):
+        return admin_datetime(job.created_at)
+
+    @admin.display(description="Link expires", ordering="expires_at")
+    def expires(self, job):
+        return admin_datetime(job.expires_at)
+
+    @admin.display(description="File")
+    def download_link(self, job):
+        if not job.is_downloadable:
+            return ""
+        return format_html('<a href="{}">Download</a>', reverse("admin:contacts_exportjob_download", args=[job.pk]))

@@ -191,6 +191,10 @@ def copy_rows(table, *, neutralize: bool, csv_runs: bool = False) -> Iterator[li
                     count += len(chunk)
                     after = chunk[-1][-1]
                     yield chunk
+        # After the COPY, never inside it: the connection is busy until the COPY ends, and a
+        # progress UPDATE on it would wait for ever (a background export's rows_done).
+        if table.progress is not None:
+            table.progress(count)
         if count < COPY_SLICE:
             return
 

@@ -1,11 +1,16 @@
 """Where exports are asked for: `GET /api/v1/contacts/export` and the admin's export actions.
 
-All of them hand a queryset to contacts.exports.export_response; none formats a cell itself.
+All of them hand a queryset to contacts.exports.export_response, or over EXPORT_STREAM_MAX_ROWS
+contacts start a background job (contacts.export_jobs.export_start); none formats a cell itself.
 """
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import Http404, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
@@ -15,9 +20,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from contacts_crm.api.permissions import request_organization
+from contacts_crm.api.permissions import request_actor, request_organization
 from contacts_crm.tenancy import user_organization
 
+from .export_job_views import ExportJobSerializer, export_job_accepted
+from .export_jobs import export_is_big, export_params, export_start
 from .exports import CONTENT_TYPES, FORMATS, export_response
 from .filters import filter_contacts, filter_parameters
 from .models import Contact
@@ -48,7 +55,7 @@ class ContactExportView(OrgViewMixin, APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        if isinstance(response, Response):  # only errors are DRF Responses here: always JSON
+        if isinstance(response, Response):  # errors and the 202 of a job are DRF Responses: JSON
             response.accepted_renderer = JSONRenderer()
             response.accepted_media_type = "application/json"
         return response
@@ -61,17 +68,27 @@ class ContactExportView(OrgViewMixin, APIView):
             *filter_parameters(),
         ],
         responses={(200, content_type.split(";")[0]): OpenApiTypes.BINARY for content_type in CONTENT_TYPES.values()}
+        | {(202, "application/json"): OpenApiResponse(
+            ExportJobSerializer, description="More than EXPORT_STREAM_MAX_ROWS contacts match: a background "
+            "export job was started instead (its URL in Location); download the file from its download_url.")}
         | {400: OpenApiResponse(description="A bad filter or format, named in error.fields.")},
         description="Every contact matching the filters (the same as GET /contacts; `segment` wins over the "
         "others, which are then named in the X-Ignored-Filters header), as a file. Columns: every contact field, "
         "tags, list names, channel preferences, custom fields as custom.<key>; headers our importer maps back. "
-        "Cells a spreadsheet would run as formulas start with a quote. A read key may export.",
+        "Cells a spreadsheet would run as formulas start with a quote. A read key may export. Up to "
+        "EXPORT_STREAM_MAX_ROWS contacts (default 50,000) stream in the answer; more start a background job "
+        "(202, see /exports).",
     )
     def get(self, request, *args, **kwargs):
         org = request_organization(request)
         qs, ignored = filter_contacts(Contact.objects.for_org(org), request.query_params, org=org)
         fmt = request.accepted_renderer.format
-        response = export_response(qs, org=org, fmt=fmt)
+        if export_is_big(qs):
+            job = export_start(org=org, actor=request_actor(request), fmt=fmt,
+                               params=export_params(request.query_params))
+            response = export_job_accepted(job)
+        else:
+            response = export_response(qs, org=org, fmt=fmt)
         if ignored:
             response["X-Ignored-Filters"] = ",".join(ignored)
         return response
@@ -99,13 +116,57 @@ def _admin_export_org(request, queryset):
     return Organization.objects.get(pk=org_ids[0])
 
 
+def _admin_query(request) -> str:
+    """The changelist query string that selects what an admin export covers: the selected ids
+    (an action without "Select all"), else the changelist's own filters and search."""
+    if request.method == "POST" and request.POST.get("select_across") != "1":
+        return urlencode({"id__in": ",".join(request.POST.getlist(ACTION_CHECKBOX_NAME))})
+    return request.GET.urlencode()
+
+
+def admin_changelist_queryset(*, user, query: str):
+    """The contacts changelist's queryset for `query` as `user` sees it (the admin's scoping,
+    filters and search): what a background admin export (contacts.export_jobs) reads again.
+    Raises export_jobs.ExportRefused when the filters no longer hold."""
+    from django.contrib import admin
+    from django.contrib.admin.options import IncorrectLookupParameters
+    from django.http import HttpRequest, QueryDict
+    from django.urls import reverse
+
+    from .export_jobs import ExportRefused as JobRefused
+
+    request = HttpRequest()
+    request.method = "GET"
+    request.path = reverse("admin:contacts_contact_changelist")
+    request.GET = QueryDict(query)
+    request.user = user
+    modeladmin = admin.site.get_model_admin(Contact)
+    if not modeladmin.has_view_permission(request):
+        raise JobRefused("The user who started this export may no longer see contacts.")
+    try:
+        return modeladmin.get_changelist_instance(request).get_queryset(request)
+    except IncorrectLookupParameters:
+        raise JobRefused("The contacts list's filters of this export are no longer valid.") from None
+
+
 def admin_export_response(modeladmin, request, queryset, fmt: str):
-    """The export of `queryset` (already scoped by the admin's get_queryset) as a download, or
-    None after a message when it cannot be exported."""
+    """The export of `queryset` (already scoped by the admin's get_queryset) as a download; over
+    EXPORT_STREAM_MAX_ROWS contacts a background export job instead, with a message linking to
+    it. None after a message when there is nothing to download now."""
+    from django.urls import reverse
+    from django.utils.html import format_html
+
     try:
         org = _admin_export_org(request, queryset)
     except ExportRefused as exc:
         modeladmin.message_user(request, str(exc), level=messages.ERROR)
+        return None
+    if export_is_big(queryset):
+        job = export_start(org=org, actor={"user": request.user}, fmt=fmt, admin_query=_admin_query(request))
+        link = reverse("admin:contacts_exportjob_change", args=[job.pk])
+        modeladmin.message_user(request, format_html(
+            'More than {} contacts: the export runs in the background. <a href="{}">Follow it and download '
+            "the file from Exports</a>.", f"{settings.EXPORT_STREAM_MAX_ROWS:,}", link), level=messages.SUCCESS)
         return None
     return export_response(queryset, org=org, fmt=fmt)
 

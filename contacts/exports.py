@@ -28,7 +28,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -181,10 +181,15 @@ class ExportTable:
     batch_size: int = EXPORT_BATCH
     # PostgreSQL: the rows come from COPY (contacts.export_sql), not from model instances.
     fast: bool = False
+    # Called with the number of contacts of each batch once the writer has taken it (each COPY
+    # slice of 50,000 on the fast path): a background export's progress (contacts.export_jobs).
+    progress: Callable[[int], None] | None = None
 
     def batches(self) -> Iterator[tuple[list[Contact], BatchExtras]]:
         for batch, query in iter_keyset_slices(self.queryset, self.batch_size):
             yield batch, BatchExtras.load(batch, query)
+            if self.progress is not None:
+                self.progress(len(batch))
 
     def row(self, contact: Contact, extras: BatchExtras) -> list[str]:
         """One contact's cells (plain text, not yet neutralized), in header order."""

@@ -458,3 +458,74 @@ class TrashedContact(Contact):
         proxy = True
         verbose_name = "trashed contact"
         verbose_name_plural = "trash"
+
+
+def export_path(job, filename):
+    return f"exports/{job.organization_id}/{filename}"
+
+
+class ExportJob(models.Model):
+    """A big export run in the background (contacts.export_jobs): the file it wrote and a link to
+    it valid for EXPORT_LINK_HOURS. The row outlives the file: the purge marks it expired."""
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "Excel (.xlsx)"
+        VCF = "vcf", "vCard"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired (file deleted)"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="exports")
+    format = models.CharField(max_length=8, choices=Format.choices, default=Format.CSV)
+    params = models.JSONField(default=dict, blank=True,
+                              help_text="The export's filters, as GET /contacts/export takes them (name → value).")
+    admin_query = models.TextField(blank=True, default="", help_text="An admin export: the contacts changelist's "
+                                   "query string, read again as the user's changelist when the job runs.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    rows_done = models.IntegerField(default=0, help_text="Contacts written so far.")
+    rows_total = models.IntegerField(null=True, blank=True, help_text="Contacts matching when the job started.")
+    file = models.FileField(upload_to=export_path, max_length=300, blank=True)
+    error = models.TextField(blank=True, default="", help_text="Why the export failed.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_key = models.ForeignKey(
+        "contacts_crm.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="When the download link stops working (finished + EXPORT_LINK_HOURS).")
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "export"
+
+    def __str__(self):
+        return f"Export {self.pk} ({self.format}, {self.status})"
+
+    @property
+    def is_expired(self) -> bool:
+        from django.utils import timezone
+
+        return self.status == self.Status.EXPIRED or (
+            self.expires_at is not None and self.expires_at <= timezone.now())
+
+    @property
+    def is_downloadable(self) -> bool:
+        return self.status == self.Status.SUCCEEDED and not self.is_expired and bool(self.file)
+
+    @property
+    def progress_percent(self) -> int | None:
+        if self.status in (self.Status.SUCCEEDED, self.Status.EXPIRED):
+            return 100
+        if not self.rows_total:
+            return None
+        return min(100, self.rows_done * 100 // self.rows_total)

@@ -78,7 +78,9 @@ def stale_check_seconds() -> int:
 
 def periodic_checks() -> list[tuple[str, int]]:
     """(dotted path of a function taking no arguments, seconds between runs)."""
-    return [("imports.pipeline.requeue_stale_imports", stale_check_seconds())]
+    return [("imports.pipeline.requeue_stale_imports", stale_check_seconds()),
+            # Expired export links: their files deleted within the hour (docs/exports.md).
+            ("contacts.export_jobs.purge_expired_exports", 3600)]
 
 
 def run_periodic(path: str, every: int) -> None:

@@ -181,6 +181,10 @@ IMPORT_READ_PROCESS = os.environ.get("IMPORT_READ_PROCESS", "1") not in ("0", "f
 # An import whose worker gave no sign of life for this long is requeued and resumes (make worker's
 # scheduler checks at least this often; a worker starting checks at once).
 IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", 120))
+# Exports (docs/exports.md): an export matching more contacts than this is not streamed in the
+# request but runs as a background job (202 with the job); its download link lives this long.
+EXPORT_STREAM_MAX_ROWS = int(os.environ.get("EXPORT_STREAM_MAX_ROWS", 50_000))
+EXPORT_LINK_HOURS = int(os.environ.get("EXPORT_LINK_HOURS", 24))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 TEXTABILITY_PROVIDER = os.environ.get("TEXTABILITY_PROVIDER", "offline")

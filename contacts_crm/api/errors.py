@@ -48,6 +48,12 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class Gone(exceptions.APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = "This is no longer available."
+    default_code = "gone"
+
+
 def _flatten(detail):
     """DRF error detail -> list of strings (nested lists/dicts flattened with their path)."""
     if isinstance(detail, dict):
@@ -110,6 +116,8 @@ def envelope_for(exc: exceptions.APIException) -> dict:
 
 
 def api_exception_handler(exc, context):
+    from contacts.export_jobs import ExportExpired, ExportNotReady, ExportRefused
+
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
@@ -121,6 +129,12 @@ def api_exception_handler(exc, context):
         exc = PayloadTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes.")
     elif isinstance(exc, TooManyFieldsSent):  # a form body with too many fields (was a 500)
         exc = exceptions.ParseError(f"Too many form fields (at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}).")
+    elif isinstance(exc, ExportExpired):
+        exc = Gone(str(exc))
+    elif isinstance(exc, ExportNotReady):
+        exc = Conflict(str(exc))
+    elif isinstance(exc, ExportRefused):
+        exc = exceptions.ValidationError({"format": [str(exc)]})
     elif isinstance(exc, SuspiciousOperation):  # a form body with too many files, a malformed one
         exc = exceptions.ParseError(str(exc) or "Malformed request.")
     response = exception_handler(exc, context)
