@@ -286,17 +286,21 @@ def xlsx_rows(table: ExportTable) -> Iterator[list[str | None]]:
 
 
 def write_xlsx(table: ExportTable, fileobj) -> None:
-    """Writes the workbook into `fileobj` (a temporary file): openpyxl's write-only mode keeps
-    one row in memory; every cell is a string, so phones and ZIP codes never become numbers."""
-    from openpyxl import Workbook
+    """Writes the workbook into `fileobj` (a seekable temporary file) with contacts.xlsx: the
+    sheet streams into the zip, one chunk of rows in memory; every cell is a string, so phones
+    and ZIP codes never become numbers. A sheet past 2 GiB of XML is written again with ZIP64
+    (the rows are read twice then: rare, and Excel dislikes ZIP64 records it does not need)."""
+    from . import xlsx
 
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("Contacts")
-    sheet.freeze_panes = "A2"
-    sheet.append(table.header)
-    for row in xlsx_rows(table):
-        sheet.append(row)
-    book.save(fileobj)
+    # The header is ours but for custom field keys: strip what XML cannot hold there too.
+    header = [ILLEGAL_CHARACTERS_RE.sub("", name) for name in table.header]
+    start = fileobj.tell()
+    try:
+        xlsx.write_workbook(fileobj, sheet_name="Contacts", header=header, rows=xlsx_rows(table))
+    except xlsx.NeedsZip64:
+        fileobj.seek(start)
+        fileobj.truncate()
+        xlsx.write_workbook(fileobj, sheet_name="Contacts", header=header, rows=xlsx_rows(table), zip64=True)
 
 
 def xlsx_tempfile(table: ExportTable):
