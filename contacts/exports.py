@@ -255,7 +255,7 @@ XLSX_MAX_CELL = 32_767  # Excel's limit on the characters of one cell
 
 
 def xlsx_cell(header: str, text: str) -> str | None:
-    """A cell for the XLSX sheet: None when empty (openpyxl then writes nothing); neutralized,
+    """A cell for the XLSX sheet: None when empty (the writer then writes no cell); neutralized,
     except a phone cell of E.164 numbers only (a text cell Excel shows as typed and never
     evaluates); without the control characters XML cannot hold; at most 32,767 characters."""
     if not text:
