@@ -3,8 +3,9 @@
 Hand-written because the libraries were too slow or lossy for the export: openpyxl's write-only
 writer measured ~2.1k rows/s on the bench book against the issue's 10k target (it builds an
 element per cell), and XlsxWriter's constant_memory mode, 1.6–2.2× faster, writes a literal
-`_x0041_` as `_x005F_x0041_`, which openpyxl (our importer's reader) does not undo. A sheet of
-inline strings needs nothing more than string formatting and zlib: bench/README.md, "XLSX writer".
+`_x0041_` as `_x005F_x0041_`, which openpyxl does not undo (calamine, the importer's reader,
+does). A sheet of inline strings needs nothing more than string formatting and zlib:
+bench/README.md, "XLSX writer".
 
 The workbook holds the minimal parts (content types, package and workbook relationships, the
 workbook, a stylesheet whose second format is the bold header, one worksheet). The worksheet
@@ -75,11 +76,13 @@ _SHEET_END = "</sheetData></worksheet>"
 # OOXML writes a character XML cannot hold as `_xHHHH_`, and readers that follow the spec
 # (python-calamine, Excel) turn any `_xHHHH_` in a cell's text back into the character: a literal
 # `_x0041_` would read as "A". The spec's escape (`_x005F_` for the underscore) is not undone by
-# openpyxl, our importer's reader. So the text is cut into two runs right after such an
+# openpyxl, which reads `_x005F_x0041_` as typed. So the text is cut into two runs right after such an
 # underscore: no `<t>` then holds a whole `_xHHHH_`, and every reader joins the runs into the
 # literal text (tests/contacts/test_xlsx_writer.py reads it back with both).
 _OOXML_ESCAPE = re.compile(r"(?<=_)(?=x[0-9A-Fa-f]{4}_)")
 _RUN_BREAK = '</t></r><r><t xml:space="preserve">'
+# Every character str.isspace() is true for (the last is U+3000, the ideographic space).
+_SPACE = frozenset(char for char in map(chr, range(0x3001)) if char.isspace())
 
 
 class NeedsZip64(Exception):
@@ -107,26 +110,27 @@ def inline_text(text: str) -> str:
         text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     if "_x" in text and _OOXML_ESCAPE.search(text):
         return f'<r><t xml:space="preserve">{_OOXML_ESCAPE.sub(_RUN_BREAK, text)}</t></r>'
-    if text[:1].isspace() or text[-1:].isspace():
+    if text[:1] in _SPACE or text[-1:] in _SPACE:
         return f'<t xml:space="preserve">{text}</t>'
     return f"<t>{text}</t>"
 
 
 def row_xml(number: int, cells: Iterable[str | None], letters: list[str], style: str = "") -> str:
-    """One `<row>`: a cell per text, none for None (an empty cell). `style`: ' s="1"' or ''."""
-    parts = [f'<row r="{number}">']
-    append = parts.append
-    for letter, text in zip(letters, cells, strict=True):
-        if text is None:
-            continue
-        if ("&" in text or "<" in text or ">" in text or "_x" in text
-                or text[:1].isspace() or text[-1:].isspace()):
-            inner = inline_text(text)
-        else:  # the common case, inlined: no call per cell
-            inner = f"<t>{text}</t>"
-        append(f'<c r="{letter}{number}"{style} t="inlineStr"><is>{inner}</is></c>')
-    append("</row>")
-    return "".join(parts)
+    """One `<row>`: a cell per text, none for None or '' (an empty cell). `style`: ' s="1"' or ''.
+    Most rows hold no markup character and no `_x`: one scan of the row's text tells, and their
+    cells are then formatted without a call each (the cost of a sheet is this loop)."""
+    present = [(letter, text) for letter, text in zip(letters, cells, strict=True) if text]
+    texts = "".join([text for _, text in present])
+    if "&" in texts or "<" in texts or ">" in texts or "_x" in texts:
+        xml = [f'<c r="{letter}{number}"{style} t="inlineStr"><is>{inline_text(text)}</is></c>'
+               for letter, text in present]
+    else:
+        space = _SPACE
+        xml = [f'<c r="{letter}{number}"{style} t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
+               if text[0] in space or text[-1] in space else
+               f'<c r="{letter}{number}"{style} t="inlineStr"><is><t>{text}</t></is></c>'
+               for letter, text in present]
+    return f'<row r="{number}">{"".join(xml)}</row>'
 
 
 def write_workbook(fileobj, *, sheet_name: str, header: list[str], rows: Iterable[list[str | None]],
