@@ -260,7 +260,7 @@ XLSX_MAX_CELL = 32_767  # Excel's limit on the characters of one cell
 
 
 def xlsx_cell(header: str, text: str) -> str | None:
-    """A cell for the XLSX sheet: None when empty (openpyxl then writes nothing); neutralized,
+    """A cell for the XLSX sheet: None when empty (the writer then writes no cell); neutralized,
     except a phone cell of E.164 numbers only (a text cell Excel shows as typed and never
     evaluates); without the control characters XML cannot hold; at most 32,767 characters."""
     if not text:
@@ -275,6 +275,24 @@ def xlsx_cell(header: str, text: str) -> str | None:
     return text[:XLSX_MAX_CELL]
 
 
+# What xlsx_cell changes besides the formula quote: a CR and the control characters XML cannot hold.
+_XLSX_CHANGED = re.compile(r"[\x00-\x08\x0b-\x1f]")
+_XLSX_QUOTED_STARTS = FORMULA_STARTS | {"'"}
+
+
+def xlsx_row(header: list[str], cells: list[str]) -> list[str | None]:
+    """`[xlsx_cell(h, cell) for h, cell in zip(header, cells)]`, ~20% cheaper: one scan of
+    the row's text finds the rare rows where some cell needs more than the formula check (a CR,
+    a control character, or a row long enough to hold a cell past the limit); in the others a
+    cell is None, itself, or whatever xlsx_cell makes of it when it starts like a formula."""
+    joined = "".join(cells)
+    if len(joined) > XLSX_MAX_CELL or _XLSX_CHANGED.search(joined):
+        return [xlsx_cell(h, cell) for h, cell in zip(header, cells, strict=True)]
+    starts = _XLSX_QUOTED_STARTS
+    return [(xlsx_cell(h, cell) if cell[0] in starts else cell) if cell else None
+            for h, cell in zip(header, cells, strict=True)]
+
+
 def xlsx_rows(table: ExportTable) -> Iterator[list[str | None]]:
     """The sheet's rows after the header, cells made by xlsx_cell (None for an empty cell)."""
     header = table.header
@@ -283,25 +301,29 @@ def xlsx_rows(table: ExportTable) -> Iterator[list[str | None]]:
 
         for rows in export_sql.text_rows(table):
             for cells in rows:
-                yield [xlsx_cell(h, cell) for h, cell in zip(header, cells, strict=True)]
+                yield xlsx_row(header, cells)
         return
     for batch, extras in table.batches():
         for contact in batch:
-            yield [xlsx_cell(h, cell) for h, cell in zip(header, table.row(contact, extras), strict=True)]
+            yield xlsx_row(header, table.row(contact, extras))
 
 
 def write_xlsx(table: ExportTable, fileobj) -> None:
-    """Writes the workbook into `fileobj` (a temporary file): openpyxl's write-only mode keeps
-    one row in memory; every cell is a string, so phones and ZIP codes never become numbers."""
-    from openpyxl import Workbook
+    """Writes the workbook into `fileobj` (a seekable temporary file) with contacts.xlsx: the
+    sheet streams into the zip, one chunk of rows in memory; every cell is a string, so phones
+    and ZIP codes never become numbers. A sheet past 2 GiB of XML is written again with ZIP64
+    (the rows are read twice then: rare, and Excel dislikes ZIP64 records it does not need)."""
+    from . import xlsx
 
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("Contacts")
-    sheet.freeze_panes = "A2"
-    sheet.append(table.header)
-    for row in xlsx_rows(table):
-        sheet.append(row)
-    book.save(fileobj)
+    # The header is ours but for custom field keys: strip what XML cannot hold there too.
+    header = [ILLEGAL_CHARACTERS_RE.sub("", name) for name in table.header]
+    start = fileobj.tell()
+    try:
+        xlsx.write_workbook(fileobj, sheet_name="Contacts", header=header, rows=xlsx_rows(table))
+    except xlsx.NeedsZip64:
+        fileobj.seek(start)
+        fileobj.truncate()
+        xlsx.write_workbook(fileobj, sheet_name="Contacts", header=header, rows=xlsx_rows(table), zip64=True)
 
 
 def xlsx_tempfile(table: ExportTable):
