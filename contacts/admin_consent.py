@@ -170,7 +170,7 @@ class TrashAdmin(OrgScopedAdmin):
     actions = ["restore_contacts", "purge_contacts"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(deleted_at__isnull=False)
+        return super().get_queryset(request).in_trash()
 
     def get_search_results(self, request, queryset, search_term):
         return queryset.search(search_term), False

@@ -87,7 +87,7 @@ def count_answer(queryset, *, exact: bool | None, count=None) -> dict:
 def _trashed_ids(org):
     from .models import Contact
 
-    return Contact.objects.filter(organization=org, deleted_at__isnull=False).values("pk")
+    return Contact.objects.for_org(org, trashed=True).in_trash().values("pk")
 
 
 def live_links_count(link_model, owner: str):
@@ -102,7 +102,7 @@ def live_links_count(link_model, owner: str):
 
     from .models import Contact
 
-    trashed = Contact.objects.filter(deleted_at__isnull=False).values("pk")
+    trashed = Contact.objects.in_trash().values("pk")
     links = (link_model.objects.filter(**{owner: OuterRef("pk")}).exclude(contact_id__in=trashed).order_by()
              .annotate(n=Func(F("contact_id"), function="COUNT", output_field=IntegerField())).values("n"))
     return Subquery(links)
