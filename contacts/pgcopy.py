@@ -104,10 +104,16 @@ def resync_tag_ids(contact_ids) -> None:
         )
 
 
-def analyze(*models) -> None:
-    """Fresh planner statistics for the tables an import is growing (PostgreSQL; else nothing)."""
+def analyze(*models, fields: dict | None = None) -> None:
+    """Fresh planner statistics for the tables an import is growing (PostgreSQL; else nothing).
+    `fields` ({model: [field names]}) limits a table's to the columns its queries filter on:
+    the row sample is the same, but the statistics of wide text and jsonb columns are not
+    computed (measured on the contacts table: 360 → 110 ms)."""
     if not supported():
         return
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         for model in models:
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+            names = (fields or {}).get(model)
+            columns = f" ({', '.join(quote(model._meta.get_field(n).column) for n in names)})" if names else ""
+            cursor.execute(f"ANALYZE {quote(model._meta.db_table)}{columns}")

@@ -505,6 +505,44 @@ def upsert_contacts(*, org, rows: list[dict], actor: Actor, mode: str = "create_
     return plans
 
 
+
+# --- rows that change nothing, recognized in SQL (PostgreSQL) --------------------------------------
+# The row keys the comparison knows, each with its contact column. A staged row holding any
+# other key (an assignee, preferences, an email whose key is compared instead, ...) is never
+# recognized here and goes through the planner.
+_AS_ROW = [*[n for n in SIMPLE_FIELDS if n not in ("email", "assignee")], "email_key", "opted_out"]
+
+
+def unchanged_condition(row: str, contact: str) -> str:
+    """SQL that is true when merging `row` (a jsonb expression of one normalized row, shaped as
+    normalize_record's data) into the live contact aliased `contact` would leave it unchanged:
+    the planner (`_Batch._plan_merge`) would write nothing and add no tag or opt-out.
+
+    It restates `_plan_merge`'s outcome, not its rules, and only where the two agree by
+    construction; anything it does not recognize makes it false, and the row then goes through
+    the planner as before. Each given value must equal the contact's (phone, names, birthday,
+    ...); the email is compared by its key (a different spelling of the same address changes
+    nothing); the secondary phones and emails, tags (by their exact names) and opt-out channels
+    must all be among the contact's already; an opt-out must be one the contact has; each given
+    custom field must hold the same JSON value. The caller also makes sure the row matched this
+    contact alone (match by phone, else by email) and that no other row of its batch touches it.
+    `tests/imports/test_unchanged_sql.py` runs the engine's cases through both.
+    """
+    from .models import ChannelPreference, ContactTag, Tag
+
+    fields = {f.name: f.column for f in Contact._meta.concrete_fields}
+    pairs = ", ".join(f"'{name}', {contact}.{fields[name]}" for name in _AS_ROW)
+    link, tag, pref = ContactTag._meta.db_table, Tag._meta.db_table, ChannelPreference._meta.db_table
+    tags = (f"CASE WHEN {row} ? 'tags' THEN (SELECT coalesce(jsonb_agg(t.name), '[]'::jsonb) FROM {link} ct "
+            f"JOIN {tag} t ON t.id = ct.tag_id WHERE ct.contact_id = {contact}.id) END")
+    channels = (f"CASE WHEN {row} ? 'opt_out_channels' THEN (SELECT coalesce(jsonb_agg(p.channel), '[]'::jsonb) "
+                f"FROM {pref} p WHERE p.contact_id = {contact}.id AND NOT p.opted_in) END")
+    state = f"jsonb_build_object({pairs}, 'tags', {tags}, 'opt_out_channels', {channels})"
+    custom = (f"NOT EXISTS (SELECT 1 FROM jsonb_each(coalesce({row} -> 'custom_fields', '{{}}'::jsonb)) AS e "
+              f"WHERE {contact}.custom_fields -> e.key IS DISTINCT FROM e.value)")
+    return f"(({row} - 'email' - 'custom_fields') <@ {state} AND {custom})"
+
+
 # --- writing -------------------------------------------------------------------------------------
 def _write(batch: _Batch, plans: list[Planned], *, event_kind, event_data):
     from . import textability

@@ -128,10 +128,10 @@ def snapshot(org) -> dict:
         for e in ContactEvent.objects.filter(contact=c).exclude(actor_label="setup").order_by("id"):
             kind, data = e.kind, dict(e.data)
             if kind == "imported":
-                kind = {"created": "created", "updated": "merged"}[data.pop("outcome")]
+                kind = {"created": "created", "updated": "merged", "restored": "restored"}[data.pop("outcome")]
                 data.pop("import_id")
-                if kind == "merged":
-                    data.pop("fields")
+                if kind in ("merged", "restored"):
+                    data.pop("fields", None)
             data.pop("import_id", None)
             data.pop("source", None)
             events.append((kind, data))

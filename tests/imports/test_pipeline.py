@@ -222,18 +222,39 @@ def test_nul_characters_past_the_head_and_in_vcards_are_removed_with_a_warning(a
     assert ImportRowError.objects.filter(job=job, severity="warning", message__contains="NUL").count() >= 2
 
 
-def test_a_big_import_refreshes_planner_statistics_between_chunks_and_still_lands(acme, monkeypatch):
-    # The thresholds lowered so this small file takes the path of a 1M-row one: ANALYZE before
-    # every chunk (a no-op on SQLite), and the import is unchanged.
+def _analyze_calls(monkeypatch, *, chunk_groups: int) -> list:
+    """Every pgcopy.analyze call's models, with the import's thresholds lowered so a small file
+    takes the path of a 1M-row one."""
     from contacts import pgcopy
     from imports import pipeline
 
     monkeypatch.setattr(pipeline, "ANALYZE_MIN_GROUPS", 0)
-    monkeypatch.setattr(pipeline, "ANALYZE_EVERY_CHUNKS", 1)
-    monkeypatch.setattr(pipeline, "CHUNK_GROUPS", 2)
+    monkeypatch.setattr(pipeline, "CHUNK_GROUPS", chunk_groups)
     calls = []
     real = pgcopy.analyze
-    monkeypatch.setattr(pgcopy, "analyze", lambda *models: (calls.append(models), real(*models)))
+    monkeypatch.setattr(pgcopy, "analyze", lambda *models, **kw: (calls.append(models), real(*models, **kw)))
+    return calls
+
+
+def test_a_big_import_refreshes_planner_statistics_between_chunks_and_still_lands(acme, monkeypatch):
+    # The thresholds lowered so this small file takes the path of a 1M-row one: ANALYZE before
+    # every chunk (a no-op on SQLite), and the import is unchanged.
+    from imports import pipeline
+
+    monkeypatch.setattr(pipeline, "ANALYZE_EVERY_CHUNKS", 1)
+    calls = _analyze_calls(monkeypatch, chunk_groups=2)
     job = run_import_bytes(acme, csv_bytes(BASIC))
     assert job.status == "succeeded", job.error
-    assert job.created == 3 and len(calls) == 2  # 3 groups in chunks of 2: before each chunk
+    contact_calls = [models for models in calls if Contact in models]
+    assert job.created == 3 and len(contact_calls) == 2  # 3 groups in chunks of 2: before each chunk
+    assert len(calls) == 3  # and the staged rows once, before the fold
+
+
+def test_a_big_import_refreshes_statistics_again_after_its_first_chunk(acme, monkeypatch, settings):
+    # A first import into an organization: before its first chunk the statistics hold none of
+    # its contacts, so they are refreshed once more after it, then every ANALYZE_EVERY_CHUNKS.
+    settings.IMPORT_PARTITIONS = 1  # chunks are counted per partition
+    calls = _analyze_calls(monkeypatch, chunk_groups=1)
+    job = run_import_bytes(acme, csv_bytes(BASIC))
+    assert job.status == "succeeded" and job.created == 3
+    assert len([models for models in calls if Contact in models]) == 2  # chunks 0 and 1 of 0, 1, 2
