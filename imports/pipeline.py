@@ -850,7 +850,8 @@ def _settled(job: ImportJob, first: int, last: int) -> dict[int, tuple[int, uuid
 # organization that had few contacts leaves them stale, and the planner then scans the whole
 # organization per chunk (measured on 1M rows: 0.6 s per 2,000-row chunk, 50 ms for the tag
 # lookup after ANALYZE instead of 250 ms). ANALYZE samples the table in ~0.5 s. It runs before the
-# first chunk (a re-import) and again after it: before, an organization that had no contacts has
+# first chunk (a re-import) and again after it when that chunk created most of its contacts: an
+# organization that had no contacts has
 # none in the statistics either, and the planner scans its contacts through any index that leads
 # with the organization instead of looking each phone up (measured: a fresh 100k import's
 # unchanged-row check took 0.2 → 3.9 s per chunk as the organization grew, until autovacuum's
@@ -947,10 +948,11 @@ def write_groups(job: ImportJob, part: ImportPartition, token: str) -> None:
     wait for each other only for their commits.
     """
     after = part.resume_seq
-    chunks = 0
+    chunks = created_first = 0  # the first chunk's new contacts: many, and the statistics are stale
     worker = _runner_name()
     while seqs := next_chunk(job, after, part.last_seq):
-        if (chunks % ANALYZE_EVERY_CHUNKS == 0 or chunks == 1) and job.groups_total >= ANALYZE_MIN_GROUPS:
+        if job.groups_total >= ANALYZE_MIN_GROUPS and (chunks % ANALYZE_EVERY_CHUNKS == 0 or (
+                chunks == 1 and created_first * 2 >= len(seqs))):
             pgcopy.analyze(Contact, ContactTag, fields=MATCHED_ON)
         chunks += 1
         for attempt in range(CHUNK_ATTEMPTS):
@@ -970,6 +972,8 @@ def write_groups(job: ImportJob, part: ImportPartition, token: str) -> None:
                             cursor.execute("SET LOCAL jit = off")
                     groups = load_chunk(job, seqs)
                     outcome = ChunkWriter(job, groups).run()
+                    if chunks == 1:
+                        created_first = outcome.counters["created"]
                     locked.resume_seq, locked.heartbeat_at = groups[-1].first_seq, timezone.now()
                     locked.groups_done += len(groups)
                     locked.chunks += 1

@@ -252,9 +252,13 @@ def test_a_big_import_refreshes_planner_statistics_between_chunks_and_still_land
 
 def test_a_big_import_refreshes_statistics_again_after_its_first_chunk(acme, monkeypatch, settings):
     # A first import into an organization: before its first chunk the statistics hold none of
-    # its contacts, so they are refreshed once more after it, then every ANALYZE_EVERY_CHUNKS.
+    # its contacts, so they are refreshed once more after it (when it created most of its
+    # contacts), then every ANALYZE_EVERY_CHUNKS.
     settings.IMPORT_PARTITIONS = 1  # chunks are counted per partition
     calls = _analyze_calls(monkeypatch, chunk_groups=1)
     job = run_import_bytes(acme, csv_bytes(BASIC))
     assert job.status == "succeeded" and job.created == 3
     assert len([models for models in calls if Contact in models]) == 2  # chunks 0 and 1 of 0, 1, 2
+    calls.clear()
+    again = run_import_bytes(acme, csv_bytes(BASIC))  # its first chunk created nothing: once
+    assert again.unchanged == 3 and len([models for models in calls if Contact in models]) == 1
