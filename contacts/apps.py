@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
+from django.db.models.signals import post_delete
 
 
 def _register_sqlite_functions(sender, connection, **kwargs):
@@ -23,8 +24,20 @@ def _register_sqlite_functions(sender, connection, **kwargs):
         connection.connection.create_function("py_sortfold", 1, sort_fold, deterministic=True)
 
 
+def _drop_custom_field_indexes(sender, instance, **kwargs):
+    """A deleted organization's custom-field indexes go with it (its definitions go by cascade,
+    which no definition's own delete path sees): the sync finds no definition and drops them."""
+    from .custom_fields import custom_field_indexes_schedule
+
+    custom_field_indexes_schedule(org_id=instance.pk)
+
+
 class ContactsConfig(AppConfig):
     name = "contacts"
 
     def ready(self):
+        from contacts_crm.models import Organization
+
         connection_created.connect(_register_sqlite_functions)
+        post_delete.connect(_drop_custom_field_indexes, sender=Organization,
+                            dispatch_uid="contacts.drop_custom_field_indexes")

@@ -130,3 +130,21 @@ def test_the_admin_builds_and_drops_the_index_as_the_api_does(client, alice, acm
     response = client.post(reverse("admin:contacts_customfield_delete", args=[field.pk]), {"post": "yes"})
     assert response.status_code == 302
     assert custom_fields.existing_indexes(acme.pk) == {}
+
+
+@postgres_only
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_deleted_organization_leaves_no_custom_field_index_behind(settings):
+    from ..factories import make_org
+
+    settings.REDIS_URL = ""  # the sync job runs in-process after the commit
+    org, other = make_org(slug="leaving"), make_org(slug="staying")
+    for each in (org, other):
+        CustomField.objects.create(organization=each, key="visits", type="number")
+        custom_fields.custom_field_indexes_sync(each.pk)
+    assert len(custom_fields.existing_indexes(org.pk)) == 1
+    org_id = org.pk
+    org.delete()
+    assert custom_fields.existing_indexes(org_id) == {}
+    assert len(custom_fields.existing_indexes(other.pk)) == 1
