@@ -213,7 +213,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
     def list(self, request):
         qs, ignored = filter_contacts(self.get_queryset(), request.query_params, org=self.org,
                                       extra_allowed=("priority_list",))
-        page = paginate_contacts(request, qs, org=self.org)
+        page = paginate_contacts(request, qs.api_rows(), org=self.org)
         body = page.body(ContactSerializer(page.items, many=True).data)
         if ignored:
             body["ignored_filters"] = ignored
@@ -549,7 +549,7 @@ class ContactViewSet(OrgViewMixin, viewsets.GenericViewSet):
         if unknown:
             raise ValidationError({name: [f"Unknown parameter '{name}'."] for name in sorted(unknown)})
         qs = self.get_queryset().opted_out_of(channel).search(request.query_params.get("search", ""))
-        page = paginate_contacts(request, qs, org=self.org)
+        page = paginate_contacts(request, qs.api_rows(), org=self.org)
         return Response(page.body(ContactSerializer(page.items, many=True).data))
 
     # --- activity ------------------------------------------------------------------------------
