@@ -32,6 +32,7 @@ PAGES = {
     "list members": ("/api/v1/lists/{list}/members?limit=5", 3),  # the list, its page, the UNION
     "segment members": ("/api/v1/segments/{segment}/members?limit=5", 3 + TAG_IDS),
     "suppressions": ("/api/v1/suppressions?limit=5", 1),
+    "tags": ("/api/v1/tags?limit=5", 2),  # the page, then every count in one statement
 }
 
 
@@ -68,7 +69,7 @@ def _detail(api, contact_id):
     return response.json()
 
 
-@pytest.mark.parametrize("shape", [s for s in PAGES if s not in ("organization", "suppressions", "trash")])
+@pytest.mark.parametrize("shape", [s for s in PAGES if s not in ("organization", "suppressions", "trash", "tags")])
 def test_every_page_renders_each_contact_exactly_as_its_detail_endpoint(api, acme, alice, book, shape):
     """Pages are built from plain rows (Contact.objects.api_rows()), the detail endpoint from a
     model instance: one renderer (contacts.serializers.contact_json), the same JSON."""
