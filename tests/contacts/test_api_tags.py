@@ -176,3 +176,21 @@ def test_a_tags_count_rows_are_folded_into_one_when_they_pile_up(api, acme):
     assert _listed_counts(api) == {"vip": FOLD_TAG_COUNTS_AT + 2}
     assert list(TagLinkCount.objects.filter(tag_id=vip.pk).values_list("delta", flat=True)) == [FOLD_TAG_COUNTS_AT + 2]
     assert _listed_counts(api) == {"vip": FOLD_TAG_COUNTS_AT + 2}
+
+
+def test_a_tags_contact_count_stays_exact_through_an_import_and_its_revert(api, acme):
+    """The importer writes links in its own statements (COPY on PostgreSQL, with the tag_ids
+    trigger off), and its revert removes them: the count triggers see both."""
+    from django.test import TestCase
+
+    from ..imports.helpers import csv_bytes, drain_queue, run_import_bytes
+
+    make_contact(acme, phone="+19195550101", tags=["vip"])
+    job = run_import_bytes(acme, csv_bytes("phone,first_name,tags\n9195550101,Ann,\"vip, news\"\n"
+                                           "9195550102,Bo,news\n9195550103,Cy,\"news, press\"\n"))
+    assert (job.created, job.updated) == (2, 1), job.error
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 1, "news": 3, "press": 1}
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the revert job is queued on commit
+        assert api.post(f"/api/v1/imports/{job.pk}/revert").status_code == 202
+    drain_queue()
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 1, "news": 0, "press": 0}
