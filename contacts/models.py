@@ -211,6 +211,27 @@ class ContactTag(models.Model):
         return f"{self.contact_id} → {self.tag_id}"
 
 
+class TagLinkCount(models.Model):
+    """How many contacts a tag links, trash included, as deltas that triggers on ContactTag append
+    (migration 0010): each statement that adds, removes or moves links appends one row per tag it
+    touched (PostgreSQL, from the statement's transition tables; SQLite, one row per link), so no
+    two writers of a tag ever wait on one counter row, and no path that writes links (the
+    services, the importer's COPY, cascades) has to remember it. A tag's link count is the sum of
+    its rows; contacts.counting.tag_contact_counts reads it and folds a tag's rows into one when
+    they pile up."""
+
+    # No foreign key: deleting a tag removes its links, whose trigger appends rows for the tag
+    # being deleted. A deleted tag's rows sum to 0 and are never read.
+    tag_id = models.BigIntegerField(help_text="The tag whose links changed.")
+    delta = models.BigIntegerField(help_text="Links added (negative: removed) by one statement.")
+
+    class Meta:
+        indexes = [models.Index(fields=["tag_id", "delta"], name="tag_link_count_by_tag")]
+
+    def __str__(self):
+        return f"tag {self.tag_id}: {self.delta:+d}"
+
+
 class ChannelPreference(models.Model):
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="preferences")
     channel = models.CharField(max_length=16, choices=Channel.choices)

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.db import connection
 from django.db.models import Exists, F, Func, Lookup, OuterRef, Q, TextField, Value
-from django.db.models.query import ModelIterable
+from django.db.models.query import ModelIterable, ValuesIterable
 
 from contacts_crm.tenancy import OrgQuerySet
 
@@ -326,58 +326,76 @@ class ContactQuerySet(OrgQuerySet):
         clone._load_related = True
         return clone
 
-    # with_related() is a flag carried by every clone (filter, slice, order_by after it), acted on
-    # when the rows are fetched. Not prefetch_related: its three model-instance prefetches cost
-    # ~7 ms a page of 50, the one values UNION ~1 ms (bench/README.md, issue 14).
+    def api_rows(self, *extra):
+        """The contacts as plain rows: dicts of the columns their API representation reads
+        (contacts.serializers.CONTACT_COLUMNS, then `extra`), each with its `tags`, `preferences`
+        and `lists` once fetched (load_related). What a page renders: no model instance per row,
+        none of the columns a page does not show (tag_ids, search_doc). 2 queries per page."""
+        from .serializers import CONTACT_COLUMNS
+
+        clone = self.with_related().values(*CONTACT_COLUMNS, *extra)
+        clone._api_rows = True
+        return clone
+
+    # with_related() and api_rows() are flags carried by every clone (filter, slice, order_by
+    # after them), acted on when the rows are fetched. Not prefetch_related: its three
+    # model-instance prefetches cost ~7 ms a page of 50, the one values UNION ~1 ms
+    # (bench/README.md, issue 14).
     _load_related = False
+    _api_rows = False
 
     def _clone(self):
         clone = super()._clone()
-        clone._load_related = self._load_related
+        clone._load_related, clone._api_rows = self._load_related, self._api_rows
         return clone
 
     def _fetch_all(self):
         fresh = self._result_cache is None
         super()._fetch_all()
-        if fresh and self._load_related and self._iterable_class is ModelIterable:
+        if fresh and self._load_related and (self._iterable_class is ModelIterable
+                                             or self._api_rows and self._iterable_class is ValuesIterable):
             load_related(self._result_cache)
 
 
 def load_related(contacts) -> None:
-    """Sets `related_tags` (names, sorted case-insensitively), `related_preferences` ({channel:
-    opted_in}, by channel) and `related_lists` (list ids, sorted) on each contact: what the API
-    representation shows beside the contact's own columns. One query (a UNION ALL), none when
-    `contacts` is empty."""
+    """Sets each contact's tag names (sorted case-insensitively), preferences ({channel:
+    opted_in}, by channel) and list ids (sorted): what the API representation shows beside the
+    contact's own columns. On a Contact as `related_tags`, `related_preferences`,
+    `related_lists`; on a row of api_rows() (a dict) as `tags`, `preferences`, `lists`. One
+    query (a UNION ALL), none when `contacts` is empty."""
     from .models import Contact
 
     contacts = list(contacts)
-    for contact in contacts:
-        contact.related_tags, contact.related_preferences, contact.related_lists = [], {}, []
-    if not contacts:
-        return
     # Keyed by the id as the database driver gives it back (a UUID on PostgreSQL, hex on SQLite).
     prep = Contact._meta.pk.get_db_prep_value
-    by_id = {prep(contact.pk, connection): contact for contact in contacts}
-    ids = list(by_id)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One array parameter: psycopg quotes and splits 150 separate ones slower than PostgreSQL runs the query.
-            cursor.execute(_related_sql("= ANY(%s)"), [ids] * 3)
+    keys = [prep(contact["id"] if isinstance(contact, dict) else contact.pk, connection) for contact in contacts]
+    by_id = {key: ([], {}, []) for key in keys}
+    if by_id:
+        ids = list(by_id)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # One array parameter: psycopg quotes and splits 150 separate ones slower than PostgreSQL runs the query.
+                cursor.execute(_related_sql("= ANY(%s)"), [ids] * 3)
+            else:
+                cursor.execute(_related_sql(f"IN ({', '.join(['%s'] * len(ids))})"), ids * 3)
+            rows = cursor.fetchall()
+        for contact_id, kind, text, number in rows:
+            tags, preferences, lists = by_id[contact_id]
+            if kind == "t":
+                tags.append(text)
+            elif kind == "p":
+                preferences[text] = bool(number)
+            else:
+                lists.append(number)
+    for contact, key in zip(contacts, keys, strict=True):
+        tags, preferences, lists = by_id[key]
+        tags.sort(key=str.casefold)
+        lists.sort()
+        related = (tags, dict(sorted(preferences.items())), lists)
+        if isinstance(contact, dict):
+            contact["tags"], contact["preferences"], contact["lists"] = related
         else:
-            cursor.execute(_related_sql(f"IN ({', '.join(['%s'] * len(ids))})"), ids * 3)
-        rows = cursor.fetchall()
-    for contact_id, kind, text, number in rows:
-        contact = by_id[contact_id]
-        if kind == "t":
-            contact.related_tags.append(text)
-        elif kind == "p":
-            contact.related_preferences[text] = bool(number)
-        else:
-            contact.related_lists.append(number)
-    for contact in contacts:
-        contact.related_tags.sort(key=str.casefold)
-        contact.related_preferences = dict(sorted(contact.related_preferences.items()))
-        contact.related_lists.sort()
+            contact.related_tags, contact.related_preferences, contact.related_lists = related
 
 
 def _related_sql(ids: str) -> str:

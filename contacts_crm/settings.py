@@ -126,7 +126,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # once, and one key's requests are counted wherever they land); else in each process's memory,
 # never in the database cache, whose get and set cost ~5 queries a request. Without Redis a key
 # may then make up to (processes × API_THROTTLE_RATE) requests, and a key revoked in one process
-# still works in the others for up to API_KEY_CACHE_SECONDS.
+# still works in the others for up to API_KEY_CACHE_SECONDS. With Redis the throttle counts a
+# fixed window in one round trip (contacts_crm.api.throttling).
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
               "api": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,

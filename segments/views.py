@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from contacts.counting import EXACT_PARAMETER, CountAnswerSerializer, count_answer, live_links_count, parse_exact
 from contacts.models import Contact
 from contacts.querysets import load_related
-from contacts.serializers import ContactPageSerializer, ContactSerializer
+from contacts.serializers import CONTACT_COLUMNS, ContactPageSerializer, ContactSerializer
 from contacts.services import ServiceError
 from contacts.views import CONTACT_SORTS, PRIORITY_LIST_PARAM, OrgViewMixin, api_actor, paginate_contacts, service_error
 from contacts_crm.api.pagination import paginate, paging_parameters
@@ -112,13 +112,13 @@ class ContactListViewSet(_OrgModelViewSet):
             added, already = self._change(request, contact_list, services.list_add_members)
             return Response({"added": added, "already_members": already})
         reject_unknown_params(request)
+        # The page as rows (the contact's columns through the join, as Contact.objects.api_rows()
+        # fetches them): no model instance per membership or contact.
         qs = (ListMembership.objects.filter(list=contact_list, contact__deleted_at__isnull=True)  # not the trash
-              .select_related("contact"))
+              .values("id", "added_at", *(f"contact__{name}" for name in CONTACT_COLUMNS)))
         page = paginate(request, qs, sorts=MEMBER_SORTS)
-        contacts = []
-        for membership in page.items:
-            membership.contact.added_at = membership.added_at
-            contacts.append(membership.contact)
+        contacts = [{**{name: row[f"contact__{name}"] for name in CONTACT_COLUMNS}, "added_at": row["added_at"]}
+                    for row in page.items]
         load_related(contacts)
         return Response(page.body(ListMemberSerializer(contacts, many=True).data))
 
@@ -185,7 +185,7 @@ class SegmentViewSet(_OrgModelViewSet):
     @action(detail=True, methods=["get"])
     def members(self, request, pk=None):
         reject_unknown_params(request, allowed=(*PAGING_KEYS, "priority_list"))
-        qs = self.members_queryset(self.get_object()).with_related()
+        qs = self.members_queryset(self.get_object()).api_rows()
         page = paginate_contacts(request, qs, org=self.org)
         return Response(page.body(ContactSerializer(page.items, many=True).data))
 
@@ -207,6 +207,6 @@ class SegmentViewSet(_OrgModelViewSet):
         serializer = PreviewInputSerializer(data=request.data, context={"org": self.org})
         serializer.is_valid(raise_exception=True)
         qs = Contact.objects.for_org(self.org).filter(compile_rules(serializer.validated_data["rules"], org=self.org))
-        sample = list(qs.with_related().order_by("-updated_at", "-id")[:PREVIEW_SAMPLE])
+        sample = list(qs.api_rows().order_by("-updated_at", "-id")[:PREVIEW_SAMPLE])
         count = count_answer(qs, exact=None, count=count_plan(serializer.validated_data["rules"], org=self.org))
         return Response({**count, "sample": ContactSerializer(sample, many=True).data})

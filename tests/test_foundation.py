@@ -209,6 +209,43 @@ def test_the_throttle_counts_pages_and_the_organization_call_alike(acme_read_key
     assert client.get("/api/v1/contacts").status_code == 429
 
 
+needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the Redis throttle: CI's PostgreSQL + Redis pass")
+
+
+@pytest.mark.redis
+@needs_redis
+@pytest.mark.django_db
+def test_with_redis_the_throttle_is_one_counter_per_window_in_redis(acme_read_key, settings):
+    from django.core.cache import caches
+
+    settings.API_THROTTLE_RATE = "5/min"
+    client = client_with_key(acme_read_key)
+    assert [client.get("/api/v1/organization").status_code for _ in range(3)] == [200, 200, 200]
+    redis = caches["api"]._cache.get_client(write=True)
+    keys = redis.keys("*throttle:api:key:*")
+    assert len(keys) == 1, keys  # one counter, not DRF's list of timestamps
+    assert int(redis.get(keys[0])) == 3
+    assert 0 < redis.ttl(keys[0]) <= 60
+
+
+@pytest.mark.redis
+@needs_redis
+@pytest.mark.django_db
+def test_with_redis_a_new_window_lets_the_key_in_again_and_retry_after_names_its_start(
+        acme_read_key, settings, monkeypatch):
+    from contacts_crm.api.throttling import ApiKeyRateThrottle
+
+    settings.API_THROTTLE_RATE = "2/min"
+    client = client_with_key(acme_read_key)
+    window_start = 60 * 30_000_000  # a minute's start, far from the real clock's windows
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: window_start + 57.5)
+    assert [client.get("/api/v1/organization").status_code for _ in range(3)] == [200, 200, 429]
+    refused = client.get("/api/v1/organization")
+    assert refused.status_code == 429 and refused["Retry-After"] == "3"  # 2.5 s to the next window
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: window_start + 60)
+    assert [client.get("/api/v1/organization").status_code for _ in range(3)] == [200, 200, 429]
+
+
 @pytest.mark.django_db
 def test_an_unhandled_error_answers_500_in_the_envelope(api, monkeypatch):
     from contacts_crm import views

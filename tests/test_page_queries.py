@@ -32,6 +32,7 @@ PAGES = {
     "list members": ("/api/v1/lists/{list}/members?limit=5", 3),  # the list, its page, the UNION
     "segment members": ("/api/v1/segments/{segment}/members?limit=5", 3 + TAG_IDS),
     "suppressions": ("/api/v1/suppressions?limit=5", 1),
+    "tags": ("/api/v1/tags?limit=5", 2),  # the page, then every count in one statement
 }
 
 
@@ -60,3 +61,45 @@ def test_each_page_shape_costs_a_fixed_number_of_queries(api, book, shape, djang
     body = response.json()
     if shape not in ("organization", "suppressions"):
         assert len(body["results"]) >= 1
+
+
+def _detail(api, contact_id):
+    response = api.get(f"/api/v1/contacts/{contact_id}")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.mark.parametrize("shape", [s for s in PAGES if s not in ("organization", "suppressions", "trash", "tags")])
+def test_every_page_renders_each_contact_exactly_as_its_detail_endpoint(api, acme, alice, book, shape):
+    """Pages are built from plain rows (Contact.objects.api_rows()), the detail endpoint from a
+    model instance: one renderer (contacts.serializers.contact_json), the same JSON."""
+    rich = make_contact(acme, state="NC", tags=["vip", "Zeta", "news"], preferences={"sms": False, "email": True},
+                        opted_out=True, email="Zoë@Example.com", company="Acme", birthday="1990-02-03",
+                        custom_fields={"tier": "gold", "points": 12}, secondary_phones=["+19195550199"],
+                        first_name="Person", last_name="Rich")
+    rich.assignee = alice
+    rich.save()
+    ContactList.objects.get(pk=book["list"]).memberships.create(contact=rich)
+    cursor = api.get("/api/v1/contacts?limit=5").json()["next_cursor"]
+    url = PAGES[shape][0].format(cursor=cursor, **book).replace("limit=5", "limit=100")
+    results = api.get(url).json()["results"]
+    assert results
+    for item in results:
+        detail = _detail(api, item["id"])
+        if shape == "list members":
+            assert item.pop("added_at").endswith("Z")
+        assert item == detail
+    if shape != "cursor page":  # the rich contact is the most recently updated: on the first page
+        assert str(rich.pk) in {item["id"] for item in results}
+
+
+def test_the_trash_page_renders_the_representation_and_deleted_at(api, acme, book):
+    trashed = make_contact(acme, tags=["vip"], preferences={"sms": False}, custom_fields={"a": 1})
+    ContactList.objects.get(pk=book["list"]).memberships.create(contact=trashed)
+    expected = _detail(api, trashed.pk)
+    contact_trash(contact=trashed, actor=Actor(label="test", source="admin"))
+    item = next(i for i in api.get("/api/v1/contacts/trash?limit=100").json()["results"] if i["id"] == str(trashed.pk))
+    deleted_at = item.pop("deleted_at")
+    trashed.refresh_from_db()
+    assert deleted_at.startswith(trashed.deleted_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert item == {**expected, "updated_at": item["updated_at"]}  # trashing touches updated_at

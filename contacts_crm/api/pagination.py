@@ -38,6 +38,11 @@ class Page:
         return body
 
 
+def _value(item, name: str):
+    """A page item's value: an attribute of a model instance, a key of a values() row."""
+    return item[name] if isinstance(item, dict) else getattr(item, name)
+
+
 def _bad(field: str, message: str):
     raise ValidationError({field: [message]})
 
@@ -91,7 +96,8 @@ def decode_cursor(cursor: str) -> dict:
 
 
 def paginate(request, queryset, *, sorts=("id",), default_sort: str | None = None, id_field="id") -> Page:
-    """One page of `queryset`. Extra queries: one, plus a COUNT with include_total=true."""
+    """One page of `queryset` (model instances, or values() rows that hold the sort's field and
+    the id). Extra queries: one, plus a COUNT with include_total=true."""
     params = request.query_params
     limit = parse_limit(params)
     default_sort = default_sort or sorts[0]
@@ -151,7 +157,7 @@ def paginate(request, queryset, *, sorts=("id",), default_sort: str | None = Non
     if len(items) > limit:
         items = items[:limit]
         last = items[-1]
-        next_cursor = encode_cursor(sort, getattr(last, field), getattr(last, id_field))
+        next_cursor = encode_cursor(sort, _value(last, field), _value(last, id_field))
     return Page(items=items, next_cursor=next_cursor, total=total)
 
 
@@ -263,9 +269,9 @@ def paginate_keys(request, queryset, *, sorts: dict, default_sort: str, leading:
     if len(items) > limit:
         items = items[:limit]
         last = items[-1]
-        values = [getattr(last, k.alias) for k in keys]
+        values = [_value(last, k.alias) for k in keys]
         values = [v.isoformat() if hasattr(v, "isoformat") else (bool(v) if k.kind == "bool" else v)
                   for k, v in zip(keys, values, strict=True)]
-        raw = json.dumps({"s": sort, "v": values, "id": str(getattr(last, id_field)), "p": cursor_scope})
+        raw = json.dumps({"s": sort, "v": values, "id": str(_value(last, id_field)), "p": cursor_scope})
         next_cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
     return Page(items=items, next_cursor=next_cursor, total=total)

@@ -110,3 +110,87 @@ def test_an_unknown_or_foreign_tag_id_is_a_400_naming_the_index(api, acme, globe
     results = api.post("/api/v1/contacts/bulk", {"contacts": [{"phone": "+19195550304", "tags": [{"tag_id": 0}]}]},
                        format="json").json()["results"]
     assert results[0]["outcome"] == "error" and "tags[0]" in results[0]["error"]["fields"]
+
+
+CONTACTS = "/api/v1/contacts"
+
+
+def _listed_counts(api) -> dict[str, int]:
+    response = api.get("/api/v1/tags?limit=100")
+    assert response.status_code == 200, response.content
+    return {t["name"]: t["contact_count"] for t in response.json()["results"]}
+
+
+def _true_counts(org) -> dict[str, int]:
+    """What contact_count must say: live contacts linked to each tag, counted from the links."""
+    from contacts.models import ContactTag
+
+    return {tag.name: ContactTag.objects.filter(tag=tag, contact__deleted_at__isnull=True).count()
+            for tag in Tag.objects.for_org(org)}
+
+
+def test_a_tags_contact_count_stays_exact_whichever_path_writes_the_links(api, acme):
+    """contact_count comes from TagLinkCount (kept by triggers on the links) less the trash's
+    links: every writer of links moves it — the API, the write engine's bulk path (COPY on
+    PostgreSQL), removal, merge, the trash and its restore, purge, tag deletion."""
+    from contacts.merging import contacts_merge
+    from contacts.services import Actor
+    from contacts.trash import contact_purge, contact_restore, contact_trash
+
+    actor = Actor(label="test", source="admin")
+    ann = make_contact(acme, tags=["vip", "news"])
+    bob = make_contact(acme, tags=["vip"])
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 2, "news": 1}
+    bulk = api.post(f"{CONTACTS}/bulk", {"contacts": [{"phone": f"+1919555{7000 + i}", "tags": ["vip", "bulk"]}
+                                                 for i in range(5)]}, format="json")
+    assert bulk.status_code == 200, bulk.content
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 7, "news": 1, "bulk": 5}
+    assert api.delete(f"{CONTACTS}/{bob.pk}/tags/vip").status_code == 200
+    assert api.patch(f"{CONTACTS}/{ann.pk}", {"tags": ["news", "bulk"]}, format="json").status_code == 200
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 5, "news": 1, "bulk": 6}
+    contact_trash(contact=ann, actor=actor)
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 5, "news": 0, "bulk": 5}
+    contact_restore(contact=Contact.objects.get(pk=ann.pk), actor=actor)
+    assert _listed_counts(api) == {"vip": 5, "news": 1, "bulk": 6}
+    others = list(Contact.objects.for_org(acme).filter(phone__in=["+19195557000", "+19195557001"]))
+    contacts_merge(survivor=Contact.objects.get(pk=bob.pk), others=others, actor=actor)
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 4, "news": 1, "bulk": 5}
+    contact_trash(contact=ann, actor=actor)
+    contact_purge(contact=Contact.objects.get(pk=ann.pk), actor=actor)
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 4, "news": 0, "bulk": 4}
+    assert api.delete(f"/api/v1/tags/{Tag.objects.get(organization=acme, key='bulk').pk}").status_code == 204
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 4, "news": 0}
+    vip = Tag.objects.get(organization=acme, key="vip")
+    assert api.get(f"/api/v1/tags/{vip.pk}").json()["contact_count"] == 4
+
+
+def test_a_tags_count_rows_are_folded_into_one_when_they_pile_up(api, acme):
+    from contacts.counting import FOLD_TAG_COUNTS_AT
+    from contacts.models import TagLinkCount
+
+    contacts = [make_contact(acme) for _ in range(FOLD_TAG_COUNTS_AT + 2)]
+    for contact in contacts:  # one statement each: one count row each
+        assert api.post(f"{CONTACTS}/{contact.pk}/tags", {"tags": ["vip"]}, format="json").status_code == 200
+    vip = Tag.objects.get(organization=acme, key="vip")
+    assert TagLinkCount.objects.filter(tag_id=vip.pk).count() > FOLD_TAG_COUNTS_AT
+    assert _listed_counts(api) == {"vip": FOLD_TAG_COUNTS_AT + 2}
+    assert list(TagLinkCount.objects.filter(tag_id=vip.pk).values_list("delta", flat=True)) == [FOLD_TAG_COUNTS_AT + 2]
+    assert _listed_counts(api) == {"vip": FOLD_TAG_COUNTS_AT + 2}
+
+
+def test_a_tags_contact_count_stays_exact_through_an_import_and_its_revert(api, acme):
+    """The importer writes links in its own statements (COPY on PostgreSQL, with the tag_ids
+    trigger off), and its revert removes them: the count triggers see both."""
+    from django.test import TestCase
+
+    from ..imports.helpers import csv_bytes, drain_queue, run_import_bytes
+
+    make_contact(acme, phone="+19195550101", tags=["vip"])
+    job = run_import_bytes(acme, csv_bytes("phone,first_name,tags\n9195550101,Ann,\"vip, news\"\n"
+                                           "9195550102,Bo,news\n9195550103,Cy,\"news, press\"\n"))
+    assert (job.created, job.updated) == (2, 1), job.error
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 1, "news": 3, "press": 1}
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the revert job is queued on commit
+        assert api.post(f"/api/v1/imports/{job.pk}/revert").status_code == 202
+    drain_queue()
+    assert _listed_counts(api) == _true_counts(acme) == {"vip": 1, "news": 0, "press": 0}
