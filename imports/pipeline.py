@@ -789,7 +789,8 @@ def next_chunk(job: ImportJob, after: int, last: int) -> list[int]:
 def load_chunk(job: ImportJob, seqs: list[int]) -> list[Group]:
     """The groups whose group_seqs are `seqs`, folded, in order. On PostgreSQL the one-row groups
     that would leave their contact unchanged are recognized in SQL first (`_settled`) and come
-    without their data: a re-import of an unchanged file plans almost nothing in Python. Run
+    without their data; the other groups are folded, and those of several rows checked the same
+    way: a re-import of an unchanged file plans almost nothing in Python. Run
     inside the chunk's transaction, so that what it compares is what the chunk would write over.
     The original cells stay in the table: only a failed group's are read (`ChunkWriter.fail`)."""
     first, last = seqs[0], seqs[-1]
@@ -805,6 +806,12 @@ def load_chunk(job: ImportJob, seqs: list[int]) -> list[Group]:
         current.append(row)
     if current:
         groups.append(Group.fold(current))
+    if SETTLE_IN_SQL and pgcopy.supported():
+        # The groups of several rows, once folded, are checked the same way.
+        folded = _settled(job, first, last, folded=[g for g in groups if len(g.lines) > 1])
+        for group in groups:
+            if group.first_seq in folded:
+                group.settled = folded[group.first_seq][1]
     groups += [Group(first_seq=seq, lines=[line], data={}, settled=contact_id)
                for seq, (line, contact_id) in settled.items()]
     return sorted(groups, key=lambda g: g.first_seq)
@@ -813,21 +820,41 @@ def load_chunk(job: ImportJob, seqs: list[int]) -> list[Group]:
 SETTLE_IN_SQL = True  # tests turn it off to compare the two paths
 
 
-def _settled(job: ImportJob, first: int, last: int) -> dict[int, tuple[int, uuid.UUID]]:
-    """{group_seq: (line, contact id)} for the one-row groups in [first, last] that match a live
-    contact (by phone, else by email) which no other group of the chunk matches, and would
-    change nothing in it (contacts.upsert.unchanged_condition). Create-only imports skip
-    existing contacts instead, so they settle nothing here."""
+# The one-row groups of a chunk, straight from the staged rows.
+_STAGED_SINGLES = """
+    SELECT group_seq, line, phone, email_key, data FROM (
+        SELECT group_seq, line, phone, email_key, data, count(*) OVER (PARTITION BY group_seq) AS n
+        FROM {staged} WHERE job_id = %(job)s AND group_seq BETWEEN %(first)s AND %(last)s
+    ) AS s WHERE n = 1"""
+# Groups of several rows, folded in Python (Group.fold) and passed as parameters.
+_FOLDED = """
+    SELECT g.group_seq, g.line, g.data ->> 'phone' AS phone, g.data ->> 'email_key' AS email_key, g.data
+    FROM unnest(%(seqs)s::int[], %(lines)s::int[], %(data)s::jsonb[]) AS g(group_seq, line, data)"""
+
+
+def _settled(job: ImportJob, first: int, last: int, folded: list[Group] | None = None
+             ) -> dict[int, tuple[int, uuid.UUID]]:
+    """{group_seq: (line, contact id)} for the groups in [first, last] that match a live contact
+    (by phone, else by email) which no other group of the chunk matches, and would change nothing
+    in it (contacts.upsert.unchanged_condition): the chunk's one-row groups read from the staged
+    rows, or the `folded` groups given. Create-only imports skip existing contacts instead, so
+    they settle nothing here."""
+    from psycopg.types.json import Jsonb
+
     from contacts.upsert import unchanged_condition
 
     if job.mode == ImportJob.Mode.CREATE_ONLY:
         return {}
     staged, contacts = StagedRow._meta.db_table, Contact._meta.db_table
+    params = {"job": job.pk, "first": first, "last": last, "org": job.organization_id}
+    if folded is not None:
+        if not folded:
+            return {}
+        params.update(seqs=[g.first_seq for g in folded], lines=[g.lines[0] for g in folded],
+                      data=[Jsonb(g.data) for g in folded])
+    source = (_FOLDED if folded is not None else _STAGED_SINGLES).format(staged=staged)
     sql = f"""
-        WITH chunk AS (
-            SELECT group_seq, line, phone, email_key, data, count(*) OVER (PARTITION BY group_seq) AS n
-            FROM {staged} WHERE job_id = %(job)s AND group_seq BETWEEN %(first)s AND %(last)s
-        )
+        WITH chunk AS ({source})
         SELECT k.group_seq, k.line, c.id FROM chunk k
         CROSS JOIN LATERAL (
             SELECT * FROM {contacts} m WHERE m.organization_id = %(org)s AND m.phone = k.phone
@@ -835,14 +862,14 @@ def _settled(job: ImportJob, first: int, last: int) -> dict[int, tuple[int, uuid
             SELECT * FROM {contacts} m WHERE m.organization_id = %(org)s AND m.email_key = k.email_key
                 AND k.phone IS NULL
         ) AS c
-        WHERE k.n = 1 AND c.deleted_at IS NULL AND {unchanged_condition("k.data", "c")}
+        WHERE c.deleted_at IS NULL AND {unchanged_condition("k.data", "c")}
             AND NOT EXISTS (SELECT 1 FROM {staged} o WHERE o.job_id = %(job)s AND o.phone = c.phone
                             AND o.group_seq BETWEEN %(first)s AND %(last)s AND o.group_seq <> k.group_seq)
             AND NOT EXISTS (SELECT 1 FROM {staged} o WHERE o.job_id = %(job)s AND o.email_key = c.email_key
                             AND o.group_seq BETWEEN %(first)s AND %(last)s AND o.group_seq <> k.group_seq)
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"job": job.pk, "first": first, "last": last, "org": job.organization_id})
+        cursor.execute(sql, params)
         return {seq: (line, contact_id) for seq, line, contact_id in cursor.fetchall()}
 
 

@@ -476,6 +476,18 @@ def _column_index(ref: str) -> int:
     return index - 1
 
 
+_OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _unescape_ooxml(text: str | None) -> str:
+    """One `<t>` run's text as calamine (the import's reader) gives it: OOXML's `_xHHHH_` is the
+    character U+HHHH (Excel writes a carriage return in a cell as `_x000D_`), `_x005F_` an
+    underscore, left to right and not again over what was decoded; a surrogate stays as typed."""
+    if not text or "_x" not in text:
+        return text or ""
+    return _OOXML_ESCAPE.sub(lambda m: m[0] if 0xD800 <= int(m[1], 16) <= 0xDFFF else chr(int(m[1], 16)), text)
+
+
 class _XlsxHead:
     """Reads the first rows of one XLSX sheet by streaming its XML (module docstring)."""
 
@@ -584,7 +596,7 @@ class _XlsxHead:
             for _, element in iterparse(stream, events=("end",)):
                 if element.tag == f"{_MAIN_NS}si":
                     # Phonetic runs (<rPh>) are not the cell's text.
-                    yield "".join(t.text or "" for t in element.iter(f"{_MAIN_NS}t")
+                    yield "".join(_unescape_ooxml(t.text) for t in element.iter(f"{_MAIN_NS}t")
                                   if t not in _phonetic_texts(element))
                     element.clear()
 
@@ -660,7 +672,7 @@ class _XlsxHead:
         raw = value.text if value is not None else None
         if kind == "inlineStr":
             inline = cell.find(f"{_MAIN_NS}is")
-            return "".join(t.text or "" for t in inline.iter(f"{_MAIN_NS}t")) if inline is not None else ""
+            return "".join(_unescape_ooxml(t.text) for t in inline.iter(f"{_MAIN_NS}t")) if inline is not None else ""
         if raw is None:
             return ""
         if kind == "s":

@@ -14,7 +14,7 @@ import pytest
 from imports.readers import spreadsheet
 from imports.readers.base import ReaderError
 from imports.readers.delimited import MAX_COLUMNS
-from imports.readers.spreadsheet import format_cell, read_spreadsheet
+from imports.readers.spreadsheet import format_cell, open_spreadsheet, read_spreadsheet
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_corpus = pytest.mark.skipif(not DATA.exists(), reason="the shared test corpus is not on this machine")
@@ -407,3 +407,30 @@ def test_it_reads_the_excel_for_mac_corpus_workbook():
         (2, ["1", "Some book", "author@example.com"]),
         (3, ["2", "book2"]),
     ]
+
+
+# OOXML's escapes in cell text, and what calamine (the import's reader) gives for each.
+ESCAPED = {"_x0041_": "A", "a_x000D_b": "a\rb", "_x005F_x0041_": "_x0041_", "_x00e9_t_x00E9_": "été",
+           "_xZZZZ_": "_xZZZZ_", "x_x0041": "x_x0041", "_x0041__x0042_": "AB", "_xD800_": "_xD800_"}
+
+
+@pytest.mark.parametrize("kind", ["inline", "shared"])
+def test_the_preview_reads_escaped_cell_text_as_the_import_does(kind):
+    texts = ["Name", "Email", *ESCAPED]
+    if kind == "inline":
+        cell = lambda ref, i: f'<c r="{ref}" t="inlineStr"><is><t>{texts[i]}</t></is></c>'  # noqa: E731
+        extra = {}
+    else:  # a run split in two, as rich text is
+        cell = lambda ref, i: f'<c r="{ref}" t="s"><v>{i}</v></c>'  # noqa: E731
+        runs = "".join(f"<si><r><t>{t[:8]}</t></r><r><t>{t[8:]}</t></r></si>" if t == "_x00e9_t_x00E9_"
+                       else f"<si><t>{t}</t></si>" for t in texts)
+        extra = {"xl/sharedStrings.xml": '<?xml version="1.0" encoding="UTF-8"?><sst xmlns='
+                                         f'"http://schemas.openxmlformats.org/spreadsheetml/2006/main">{runs}</sst>'}
+    rows = [f'<row r="1">{cell("A1", 0)}{cell("B1", 1)}</row>'] + [
+        f'<row r="{n}">{cell(f"A{n}", i + 2)}<c r="B{n}" t="inlineStr"><is><t>p{i}@example.com</t></is></c></row>'
+        for i, n in enumerate(range(2, 2 + len(ESCAPED)))]
+    data = make_raw_xlsx(sheet_xml("".join(rows)), extra)
+    whole = [row.cells for row in open_spreadsheet(io.BytesIO(data), "xlsx").rows]
+    head = [row.cells for row in open_spreadsheet(io.BytesIO(data), "xlsx", head_rows=20).rows]
+    assert [cells[0] for cells in whole[1:]] == list(ESCAPED.values())
+    assert head == whole

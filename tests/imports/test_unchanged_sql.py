@@ -1,7 +1,7 @@
 """Rows that change nothing, recognized in SQL (issue 9): on PostgreSQL an import settles the
-one-row groups that would leave their contact unchanged with one query per chunk
-(imports.pipeline._settled, contacts.upsert.unchanged_condition) instead of planning them in
-Python. Each case below is imported twice over the same existing contacts, once with that
+groups that would leave their contact unchanged with two queries per chunk (imports.pipeline.
+_settled: the one-row groups from the staged rows, then the folded ones; the condition is
+contacts.upsert.unchanged_condition) instead of planning them in Python. Each case below is imported twice over the same existing contacts, once with that
 shortcut and once without it: the contacts, events, consent, counters, warnings, provenance and
 the dry run's report must be the same, and the shortcut must have settled exactly the rows the
 case says it recognizes (so the fast path is really taken, and never where it would be wrong).
@@ -55,7 +55,12 @@ CASES = [
     ("a new channel opt-out", [ANN], b"phone,opted_out.sms\n9195550101,yes\n", 0),
     ("a secondary phone it has", [{**ANN, "secondary_phones": [P2]}], b"phone,phone 2\n9195550101,9195550102\n", 1),
     ("a new secondary phone", [ANN], b"phone,phone 2\n9195550101,9195550103\n", 0),
-    ("two rows of one group", [ANN], b"phone,email,city\n9195550101,,Durham\n,ann@example.com,Durham\n", 0),
+    ("two groups of one contact", [ANN], b"phone,email,city\n9195550101,,Durham\n,ann@example.com,Durham\n", 0),
+    ("two rows of one group", [ANN], b"phone,email,city\n9195550101,ann@example.com,Durham\n9195550101,,Durham\n", 1),
+    ("two rows of one group, one changes", [ANN], b"phone,city\n9195550101,Durham\n9195550101,Cary\n", 0),
+    ("a group folding two phones", [ANN],
+     b"phone,email\n9195550101,ann@example.com\n9195550102,ann@example.com\n", 0),
+    ("a group folding tags", [ANN], b"phone,tags\n9195550101,vip\n9195550101,news\n", 1),
     ("two groups touching one contact", [ANN],
      b"phone,email,city\n9195550101,,Durham\n9195550103,ann@example.com,Raleigh\n", 0),
     ("a row for the trash restores", [{**ANN, "trashed": True}], b"phone,first_name\n9195550101,Ann\n", 0),
@@ -95,8 +100,8 @@ def _run(monkeypatch, slug, existing, data, *, settle, dry_run=False):
     settled = []
     real = pipeline._settled
 
-    def spy(job, first, last):
-        found = real(job, first, last)
+    def spy(job, first, last, folded=None):
+        found = real(job, first, last, folded)
         settled.append(len(found))
         return found
 
@@ -132,7 +137,8 @@ def test_a_reimport_of_an_unchanged_file_settles_every_row_in_sql(monkeypatch):
     events = ContactEvent.objects.filter(organization=org).count()
     settled = []
     real = pipeline._settled
-    monkeypatch.setattr(pipeline, "_settled", lambda job, a, b: settled.append(len(found := real(job, a, b))) or found)
+    monkeypatch.setattr(pipeline, "_settled",
+                        lambda job, a, b, folded=None: settled.append(len(found := real(job, a, b, folded))) or found)
     again = run_import_bytes(org, data)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 300)
     assert sum(settled) == 300
