@@ -175,3 +175,17 @@ def test_mid_run_the_rows_counter_is_the_rows_read(client, alice, acme):
     ImportJob.objects.filter(pk=job.pk).update(status="running", phase="writing", rows_read=3, failed=1, created=0)
     counters = client.get(reverse("admin:imports_importjob_status", args=[job.pk])).json()["counters"]
     assert counters["total"] == 3 and counters["failed"] == 1
+
+
+def test_the_progress_page_says_one_partition_not_one_partitions(client, alice, acme):
+    import re
+
+    client.force_login(alice)
+    confirm = upload(client)["Location"]
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        client.post(confirm, {"mode": "create_update", "_start": "Start import"})
+    drain_queue()
+    job = ImportJob.objects.get()
+    page = client.get(reverse("admin:imports_importjob_change", args=[job.pk])).content.decode()
+    words = " ".join(re.sub(r"<[^>]+>", " ", page.split('id="partitions"')[1].split("</p>")[0]).split())
+    assert job.partitions.count() == 1 and "Written in 1 partition , 1 written" in words
