@@ -210,7 +210,7 @@ def tag_contact_counts(tag_ids, *, org) -> dict[int, int]:
     found = dict.fromkeys(tag_ids, 0)
     to_fold = []
     for kind, tag_id, number, pieces in rows:
-        found[tag_id] += number if kind == "l" else -number
+        found[tag_id] += int(number) if kind == "l" else -int(number)  # SUM(bigint) is numeric
         if pieces > FOLD_TAG_COUNTS_AT:
             to_fold.append(tag_id)
     if to_fold:
