@@ -3,6 +3,8 @@ read-only key, mallory is in Globex and must never see Acme's data."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core.cache import cache, caches
 from rest_framework.test import APIClient
@@ -11,6 +13,10 @@ from contacts_crm.models import ApiKey, Membership
 
 from .browser import page  # noqa: F401  (the browser tests' fixture)
 from .factories import make_org, make_staff
+
+# The real-world files to import (../shared/data from the project root, never copied into the
+# repo). Where they are missing, the tests that read them skip; CI has them.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import csv
 import datetime as dt
 import random
 import re
-from pathlib import Path
 
 import phonenumbers
 import pytest
@@ -43,7 +42,7 @@ from contacts.normalize import (
     validate_timezone,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from ..conftest import SHARED_DATA as DATA
 
 
 def _error_of(func, *args, **kwargs) -> str:
@@ -949,7 +948,7 @@ def test_it_undoes_exactly_our_exporters_formula_escape(text, value):
 
 
 # --------------------------------------------------------------------------------------
-# Real-world files (/work/shared/data, never copied into the repo)
+# Real-world files (../shared/data from the project root, never copied into the repo)
 # --------------------------------------------------------------------------------------
 
 _TEL_LINE = re.compile(r"^(?:item\d+\.)?(?:X-MS-)?TEL[;:](?:[^:\"]|\"[^\"]*\")*:(?P<value>.*)$", re.IGNORECASE)
@@ -965,7 +964,7 @@ def _vcard_tels() -> dict[str, list[str]]:
     return tels
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="the shared real-world files are not on this machine")
+@pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not here")
 def test_every_tel_of_the_real_vcards_normalizes_or_is_refused_cleanly():
     tels = _vcard_tels()
     assert len(tels) >= 10
@@ -988,7 +987,7 @@ def test_every_tel_of_the_real_vcards_normalizes_or_is_refused_cleanly():
     assert outcomes["(111) 555-1111"] == "'(111) 555-1111' is not a valid phone number: no +1 numbers start like this"
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="the shared real-world files are not on this machine")
+@pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not here")
 def test_the_legacy_gmail_csv_gives_word_phones_valid_emails_and_an_iso_birthday():
     with open(DATA / "csv" / "roundcube_gmail_legacy.csv", encoding="utf-8", newline="") as f:
         row = next(csv.DictReader(f))
@@ -998,7 +997,7 @@ def test_the_legacy_gmail_csv_gives_word_phones_valid_emails_and_an_iso_birthday
     assert _error_of(normalize_country, row["Address 1 - Country"]) == "unknown country 'home_country'"
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="the shared real-world files are not on this machine")
+@pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not here")
 def test_the_outlook_csv_birthday_is_day_first_and_its_phones_are_too_short():
     with open(DATA / "csv" / "roundcube_all_bom.csv", encoding="utf-8-sig", newline="") as f:
         row = next(csv.DictReader(f))

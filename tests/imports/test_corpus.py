@@ -10,9 +10,9 @@ from contacts.models import Contact
 from imports.models import ImportRowError
 from imports.pipeline import ImportRefused
 
+from ..conftest import SHARED_DATA as DATA
 from .helpers import run_import_bytes
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FILES = sorted(p for p in DATA.glob("*/*") if p.suffix.lower() in {".csv", ".xlsx", ".vcf"}) if DATA.exists() else []
 REFUSED = {"tb_tab_comma_mixed.csv": "delimiter"}
 

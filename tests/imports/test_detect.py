@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import openpyxl
 import pytest
@@ -12,7 +11,8 @@ import pytest
 from imports.readers.base import ReaderError
 from imports.readers.detect import detect_format
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from ..conftest import SHARED_DATA as DATA
+
 needs_corpus = pytest.mark.skipif(not DATA.exists(), reason="the shared test corpus is not on this machine")
 
 OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)

@@ -2,14 +2,13 @@
 
 import csv
 import io
-from pathlib import Path
 
 import pytest
 
 from imports.mapping import CANONICAL_FIELDS, MappingError, build_plan, detect_mapping
 from imports.readers.base import SourceRow
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from ..conftest import SHARED_DATA as DATA
 
 
 def by_header(header):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import io
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,8 @@ from imports.readers.delimited import (
     read_delimited,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from ..conftest import SHARED_DATA as DATA
+
 needs_corpus = pytest.mark.skipif(not DATA.exists(), reason="the shared test corpus is not on this machine")
 
 
@@ -279,7 +279,7 @@ def test_it_streams_without_reading_the_whole_file():
     assert source.largest_read <= HEAD_BYTES
 
 
-# The real-world corpus (/work/shared/data/csv)
+# The real-world corpus (../shared/data/csv)
 
 CORPUS = {
     # file: (encoding, first header cells, header width, number of rows incl. header, a data row check)

@@ -16,7 +16,8 @@ from imports.readers.base import ReaderError
 from imports.readers.delimited import MAX_COLUMNS
 from imports.readers.spreadsheet import format_cell, open_spreadsheet, read_spreadsheet
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from ..conftest import SHARED_DATA as DATA
+
 needs_corpus = pytest.mark.skipif(not DATA.exists(), reason="the shared test corpus is not on this machine")
 
 
@@ -385,7 +386,7 @@ def test_it_accepts_the_words_doctype_and_entity_as_cell_text():
     assert read_rows(io.BytesIO(make_raw_xlsx(sheet_xml(rows)))) == [(1, ["<!DOCTYPE is text here"])]
 
 
-# The real-world corpus (/work/shared/data/xlsx)
+# The real-world corpus (../shared/data/xlsx)
 
 
 @needs_corpus

@@ -6,7 +6,6 @@ import base64
 import codecs
 import io
 import tracemalloc
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,8 @@ from imports.readers.vcard import (
     read_vcards,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from ..conftest import SHARED_DATA as DATA
+
 VCARDS = DATA / "vcard"
 
 
@@ -559,9 +559,9 @@ def test_it_skips_a_5_mb_photo_with_bounded_memory(tmp_path, folded):
     assert peak < 1_000_000, f"peak {peak} bytes for a 5 MB photo"
 
 
-# --- the real-world corpus (/work/shared/data/vcard) ------------------------------------
+# --- the real-world corpus (../shared/data/vcard) ------------------------------------
 
-corpus = pytest.mark.skipif(not DATA.exists(), reason="the shared test corpus /work/shared/data is not here")
+corpus = pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not here")
 
 
 def read_corpus(name: str, **kwargs) -> tuple[list[RawRecord], list[ReaderWarning]]:
